@@ -1,0 +1,72 @@
+"""Importers: turn Maildirs, mboxes and single messages into a stream of Items.
+
+Each format lives in its own module; `resolve()` maps a command-line input
+(`maildir:DIR`, `mboxrd:FILE`, a path, `-F FORMAT`) to a Source.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from ..errors import InputError, UnknownFormatError
+
+MBOX_FORMATS = ("mboxrd", "mboxo", "mboxcl", "mboxcl2")
+FORMATS = ("maildir", "eml") + MBOX_FORMATS
+
+
+class Item(NamedTuple):
+    """One message to import, with what its source says about it."""
+
+    raw: bytes
+    keywords: frozenset[str] | None  # None: the source carries no flags for it
+    folder: str | None = None  # mail_sync location (Maildir)
+    name: str | None = None  # Maildir basename, recorded in blob2name
+    origin: str = ""  # where it came from, for messages to the user
+
+
+@dataclass(frozen=True)
+class Source:
+    fmt: str  # one of FORMATS, or "stdin-<fmt>"
+    path: Path | None  # None for standard input
+
+
+def _sniff(path: Path) -> str:
+    if path.is_dir():
+        if (path / "cur").is_dir() or (path / "new").is_dir():
+            return "maildir"
+        raise InputError(f"{path}: a directory but not a Maildir (no cur/ or new/)")
+    name = path.name
+    for ext in (".gz", ".bz2", ".xz"):
+        name = name.removesuffix(ext)
+    if name.endswith((".eml", ".patch")):
+        return "eml"
+    from .compression import open_input
+
+    with open_input(path) as f:
+        head = f.read(5)
+    return "mboxrd" if head == b"From " else "eml"
+
+
+def resolve(spec: str, in_format: str | None = None) -> Source:
+    """Map an input argument to a Source, checking that it exists and is readable."""
+    fmt, sep, rest = spec.partition(":")
+    if sep and fmt in FORMATS and not os.path.exists(spec):
+        spec, in_format = rest, fmt
+    if in_format is not None and in_format not in FORMATS:
+        raise UnknownFormatError(f"unknown format {in_format!r} (known: {', '.join(FORMATS)})")
+    if "://" in spec:
+        raise InputError(f"{spec}: network sources are not supported yet")
+    path = Path(spec)
+    if not path.exists():
+        raise InputError(f"{spec}: no such file or directory")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{spec}: permission denied")
+    fmt = in_format or _sniff(path)
+    if fmt == "maildir" and not path.is_dir():
+        raise InputError(f"{spec}: not a Maildir directory")
+    if fmt != "maildir" and path.is_dir():
+        raise InputError(f"{spec}: is a directory, not a {fmt} file")
+    return Source(fmt, path)

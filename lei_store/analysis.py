@@ -1,0 +1,109 @@
+"""The CPU-heavy per-message stage, run in worker processes during import.
+
+Turns raw bytes into everything the single writer needs: the blob to commit
+and its OID, the content hash, ids and references, overview record (ddd),
+git author/subject and a serialised Xapian document (text terms + values
+0-3). Nothing here touches the store, so it parallelises freely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import msgspec
+import xapian
+
+from . import searchindex
+from .overview import encode_ddd
+
+
+class Analysed(msgspec.Struct, frozen=True):
+    """One message, ready for the writer."""
+
+    oidbin: bytes
+    blob: bytes
+    chash: bytes
+    mids: list[str]  # index ids, or the synthetic id of a draft
+    refs: list[str]  # threading references
+    lids: list[str]  # lower-cased List-Ids (boolean G terms)
+    ts: int
+    ts_tz: str
+    ds: int
+    ds_tz: str
+    author: tuple[str, str]
+    subject: str  # commit message subject
+    subject_path: str
+    ddd: bytes
+    doc: bytes  # xapian.Document.serialise()
+    problem: str = ""  # what could not be parsed, if anything
+
+
+def git_oid(blob: bytes) -> bytes:
+    """The git blob SHA-1 of some bytes."""
+    return hashlib.sha1(b"blob %d\0" % len(blob) + blob).digest()
+
+
+def list_ids(msg) -> list[str]:
+    lids = []
+    for value in msg.header_raw("List-Id"):
+        start = value.find("<")
+        end = value.find(">", start + 1)
+        if start >= 0 and end > start:
+            lid = value[start + 1:end].lower()
+            if lid not in lids:
+                lids.append(lid)
+    return lids
+
+
+def analyse(raw: bytes, now: int | None = None) -> Analysed:
+    """Analyse one message. Never raises for bad mail: it degrades to what parses."""
+    from .contenthash import content_hash
+    from .dates import datestamp, timestamp
+    from .message import (Message, body_lines, commit_subject, crlf_bytes, overview_fields,
+                          strip_volatile_headers, subject_path, synthetic_mid)
+    from .addresses import author_ident
+    from .terms import index_message
+
+    problems = []
+    now = int(time.time()) if now is None else now
+    try:
+        blob = strip_volatile_headers(raw)
+    except Exception as e:  # a header block we cannot even split: keep the bytes
+        blob, problems = raw, [f"headers: {e}"]
+    oidbin = git_oid(blob)
+    msg = Message(blob)
+
+    def attempt(what, fn, default):
+        try:
+            return fn()
+        except Exception as e:  # bad mail must still be stored; note what failed
+            problems.append(f"{what}: {type(e).__name__}: {e}")
+            return default
+
+    ds, ds_tz = attempt("date", lambda: datestamp(msg), None) or (now, "+0000")
+    ts, ts_tz = attempt("received", lambda: timestamp(msg), None) or (now, "+0000")
+    chash = attempt("content hash", lambda: content_hash(msg), hashlib.sha256(blob).digest())
+    mids = attempt("message-id", msg.index_mids, [])
+    mid0 = attempt("message-id", msg.mid0, "")
+    refs = attempt("references", msg.thread_refs, [])
+    fields = attempt("headers", lambda: overview_fields(msg), None)
+    subject, from_, to, cc = fields if fields else ("", "", "", "")
+    has_mid = bool(mids)
+    if not has_mid:
+        mids = [synthetic_mid(ds, chash)]
+    doc = xapian.Document()
+    searchindex.content_values(doc, ts, ds, crlf_bytes(blob))
+    if fields is not None:
+        attempt("terms", lambda: index_message(doc, msg, fields), None)
+    ddd = encode_ddd(subject, from_, " ".join(f"<{r}>" for r in refs), to, cc,
+                     oidbin.hex(), mid0, crlf_bytes(blob), attempt("lines", lambda: body_lines(msg), 0))
+    return Analysed(
+        oidbin=oidbin, blob=blob, chash=chash, mids=mids, refs=refs,
+        lids=attempt("list-id", lambda: list_ids(msg), []),
+        ts=ts, ts_tz=ts_tz, ds=ds, ds_tz=ds_tz,
+        author=attempt("author", lambda: author_ident(msg), ("", "")),
+        subject=attempt("subject", lambda: commit_subject(msg), "(no subject)"),
+        subject_path=attempt("subject", lambda: subject_path(subject), ""),
+        ddd=ddd, doc=doc.serialise(), problem="; ".join(problems),
+    )

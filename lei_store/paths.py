@@ -1,0 +1,128 @@
+"""Where a store lives and what its files are called (lei-store-format(5) §1).
+
+Discovery follows lei: `leistore.dir` in the lei config file, else
+`$XDG_DATA_HOME/lei/store`, else `~/.local/share/lei/store`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA_VERSION = 15  # the "15" in ei15/
+
+
+def lei_config_path(env: os._Environ | dict = os.environ) -> Path:
+    """lei's config file: $XDG_CONFIG_HOME/lei/config or ~/.config/lei/config."""
+    base = env.get("XDG_CONFIG_HOME") or os.path.join(env.get("HOME", "~"), ".config")
+    return Path(os.path.expanduser(base)) / "lei" / "config"
+
+
+def _configured_store_dir(env) -> Path | None:
+    cfg = lei_config_path(env)
+    if not cfg.exists():
+        return None
+    import pygit2  # lazy: most commands never need it here
+
+    try:
+        value = pygit2.Config(str(cfg))["leistore.dir"]
+    except (KeyError, pygit2.GitError):
+        return None
+    return Path(os.path.expanduser(value))
+
+
+def default_store_dir(env: os._Environ | dict = os.environ) -> Path:
+    """The store lei itself would use in this environment."""
+    configured = _configured_store_dir(env)
+    if configured is not None:
+        return configured
+    base = env.get("XDG_DATA_HOME") or os.path.join(env.get("HOME", "~"), ".local", "share")
+    return Path(os.path.expanduser(base)) / "lei" / "store"
+
+
+def record_store_dir(store_dir: Path, env: os._Environ | dict = os.environ) -> None:
+    """Write leistore.dir into lei's config, as `lei init DIR` does."""
+    import pygit2
+
+    cfg = lei_config_path(env)
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.touch(exist_ok=True)
+    pygit2.Config(str(cfg))["leistore.dir"] = str(store_dir)
+
+
+def new_store_shard_count(env: os._Environ | dict = os.environ) -> int:
+    """lei's rule for a new store: max(1, n - 1), n = $NPROC or online CPUs capped at 4."""
+    try:
+        n = int(env.get("NPROC") or 0)
+    except ValueError:
+        n = 0
+    if n <= 0:
+        n = min(os.cpu_count() or 2, 4)
+    return max(1, n - 1)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The paths inside one store directory."""
+
+    root: Path
+
+    @property
+    def local(self) -> Path:
+        return self.root / "local"
+
+    def epoch(self, n: int) -> Path:
+        return self.local / f"{n}.git"
+
+    @property
+    def all_git(self) -> Path:
+        return self.root / "ALL.git"
+
+    @property
+    def ei(self) -> Path:
+        return self.root / f"ei{SCHEMA_VERSION}"
+
+    @property
+    def over(self) -> Path:
+        return self.ei / "over.sqlite3"
+
+    def shard(self, i: int) -> Path:
+        return self.ei / str(i)
+
+    @property
+    def misc(self) -> Path:
+        return self.ei / "misc"
+
+    @property
+    def mail_sync(self) -> Path:
+        return self.root / "mail_sync.sqlite3"
+
+    @property
+    def mail_sync_lock(self) -> Path:
+        return self.root / "mail_sync.sqlite3.flock"
+
+    @property
+    def writer_lock(self) -> Path:
+        return self.root / "ei.lock"
+
+    def epoch_numbers(self) -> list[int]:
+        """Existing epochs, ascending."""
+        if not self.local.is_dir():
+            return []
+        nums = []
+        for entry in os.listdir(self.local):
+            stem, dot, ext = entry.partition(".")
+            if ext == "git" and stem.isdigit():
+                nums.append(int(stem))
+        return sorted(nums)
+
+    def shard_count(self) -> int:
+        """Shards of an existing store: 0..m for the largest all-digit entry m in ei15/."""
+        if not self.ei.is_dir():
+            return 0
+        digits = [int(e) for e in os.listdir(self.ei) if e.isdigit()]
+        return max(digits) + 1 if digits else 0
+
+    def is_store(self) -> bool:
+        return self.ei.is_dir() and self.all_git.is_dir()

@@ -1,0 +1,135 @@
+"""The sharded Xapian index ei15/<shard> (spec §6): values, keywords and labels.
+
+Text terms come from terms.py (built in worker processes); this module owns
+the shards: creating them, placing a message in shard `num % nshards` under
+docid `num`, and the volatile metadata (K<keyword>, L<label> boolean terms).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import xapian
+
+from .paths import Layout
+
+TS, YYYYMMDD, DT, BYTES, UID, THREADID = range(6)
+
+KEYWORDS = ("seen", "answered", "flagged", "draft", "forwarded", "phishing", "junk", "notjunk")
+
+
+def content_values(doc: xapian.Document, ts: int, ds: int, nbytes: int) -> None:
+    """Value slots 0-3, which depend only on the message (§6.2)."""
+    ser = xapian.sortable_serialise
+    tm = time.gmtime(ds)
+    doc.add_value(TS, ser(ts))
+    doc.add_value(YYYYMMDD, ser(int(time.strftime("%Y%m%d", tm))))
+    doc.add_value(DT, ser(int(time.strftime("%Y%m%d%H%M%S", tm))))
+    doc.add_value(BYTES, ser(nbytes))
+
+
+def create_shards(layout: Layout, count: int) -> None:
+    """Create ei15/0..count-1 (shard 0 carries has_threadid=1) and ei15/misc."""
+    layout.ei.mkdir(parents=True, exist_ok=True)
+    layout.misc.mkdir(exist_ok=True)
+    for i in range(count):
+        db = xapian.WritableDatabase(str(layout.shard(i)), xapian.DB_CREATE_OR_OPEN)
+        if i == 0 and not db.get_metadata("has_threadid"):
+            db.set_metadata("has_threadid", "1")
+        db.commit()
+        db.close()
+
+
+def _terms_with(doc: xapian.Document, prefix: bytes) -> set[str]:
+    found = set()
+    for t in doc.termlist():
+        term = t.term
+        if term.startswith(prefix) and len(term) > len(prefix) and not term[len(prefix):][:1].isupper():
+            found.add(term[len(prefix):].decode("utf-8", "replace"))
+    return found
+
+
+def _has_term(doc: xapian.Document, term: str) -> bool:
+    return term.encode() in {t.term for t in doc.termlist()}
+
+
+def volatile_of(doc: xapian.Document) -> tuple[set[str], set[str]]:
+    """(keywords, labels) recorded on a document."""
+    return _terms_with(doc, b"K"), _terms_with(doc, b"L")
+
+
+class ShardWriters:
+    """Writable handles on every shard; one process owns them for a whole write."""
+
+    def __init__(self, layout: Layout, *, sync: bool = True):
+        self.count = layout.shard_count()
+        flags = xapian.DB_CREATE_OR_OPEN | (0 if sync else xapian.DB_NO_SYNC)
+        self.dbs = [xapian.WritableDatabase(str(layout.shard(i)), flags) for i in range(self.count)]
+
+    def shard_of(self, num: int) -> xapian.WritableDatabase:
+        return self.dbs[num % self.count]
+
+    def add(self, num: int, doc: xapian.Document, tid: int,
+            keywords: set[str] = frozenset(), labels: set[str] = frozenset()) -> None:
+        doc.add_value(UID, xapian.sortable_serialise(num))
+        doc.add_value(THREADID, xapian.sortable_serialise(tid))
+        for kw in keywords:
+            doc.add_boolean_term("K" + kw)
+        for label in labels:
+            doc.add_boolean_term("L" + label)
+        self.shard_of(num).replace_document(num, doc)
+
+    def get(self, num: int) -> xapian.Document | None:
+        try:
+            return self.shard_of(num).get_document(num)
+        except xapian.DocNotFoundError:
+            return None
+
+    def update_volatile(self, num: int, *, set_kw: set[str] | None = None,
+                        add_kw=(), remove_kw=(), add_labels=(), remove_labels=()) -> bool:
+        """Change a document's keywords/labels; True when anything changed."""
+        doc = self.get(num)
+        if doc is None:
+            return False
+        kws, labels = volatile_of(doc)
+        new_kws = set(set_kw) if set_kw is not None else set(kws)
+        new_kws = (new_kws | set(add_kw)) - set(remove_kw)
+        new_labels = (labels | set(add_labels)) - set(remove_labels)
+        if new_kws == kws and new_labels == labels:
+            return False
+        for kw in kws - new_kws:
+            doc.remove_term("K" + kw)
+        for kw in new_kws - kws:
+            doc.add_boolean_term("K" + kw)
+        for label in labels - new_labels:
+            doc.remove_term("L" + label)
+        for label in new_labels - labels:
+            doc.add_boolean_term("L" + label)
+        self.shard_of(num).replace_document(num, doc)
+        return True
+
+    def add_list_ids(self, num: int, lids: list[str]) -> None:
+        """Merge a second copy's List-Ids into a document (G and XL terms), as lei does."""
+        doc = self.get(num)
+        new = [lid for lid in lids if not _has_term(doc, "G" + lid)] if doc is not None else []
+        if not new:
+            return
+        tg = xapian.TermGenerator()
+        tg.set_stemmer(xapian.Stem("english"))
+        tg.set_document(doc)
+        tg.set_termpos(doc.termlist_count() + 100)
+        for lid in new:
+            doc.add_boolean_term("G" + lid)
+            tg.index_text(lid, 1, "XL")
+            tg.increase_termpos()
+        self.shard_of(num).replace_document(num, doc)
+
+    def commit(self) -> None:
+        for db in self.dbs:
+            db.commit()
+
+    def close(self) -> None:
+        for db in self.dbs:
+            db.close()
+        self.dbs = []
