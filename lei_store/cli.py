@@ -63,7 +63,7 @@ def cmd_import(args) -> int:
                 writer.import_source(source)
         finally:
             bar.close()
-            _report(writer.stats, args)
+    _report(writer.stats, args)
     return 0
 
 

@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Import benchmark: lei-store import vs lei import vs notmuch new vs mu index, one corpus, one run.
+
+    .venv/bin/python tools/bench_import.py [--corpus ../shared/corpora/btrfs-10k.tar.xz]
+        [--tools lei-store,lei,notmuch,mu] [--sizes 2500,5000,10000]
+
+Each tool gets a fresh copy of the corpus Maildir. Wall time, messages per
+second, peak RSS of the tool's whole process tree (sampled from /proc every
+50 ms; for lei, its daemon's tree) and the size of what it wrote are printed
+as a table with ratios against lei-store. --sizes re-runs lei-store on the
+first N messages of the corpus to show whether memory stays flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CORPUS = ROOT.parent / "shared" / "corpora" / "btrfs-10k.tar.xz"
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def tree_rss(root_pid: int) -> int:
+    """Resident bytes of a process and all its descendants."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry), int(fields[1])
+        children.setdefault(ppid, []).append(pid)
+        rss[pid] = int(fields[21]) * PAGE
+    total, todo = 0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo += children.get(pid, [])
+    return total
+
+
+class PeakRss:
+    """Samples the RSS of one or more process trees in a thread."""
+
+    def __init__(self, pids):
+        self.pids, self.peak, self._stop = list(pids), 0, threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, sum(tree_rss(p) for p in self.pids))
+            self._stop.wait(0.05)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+
+
+def du(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def run_measured(cmd, env, extra_pids=()) -> tuple[float, int]:
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with PeakRss([p.pid, *extra_pids]) as peak:
+        _, err = p.communicate()
+    if p.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed: {err.decode()[-500:]}")
+    return time.monotonic() - t0, peak.peak
+
+
+def bench_lei_store(maildir: Path, work: Path, env) -> tuple[float, int, int]:
+    store = work / "lei-store"
+    cli = str(ROOT / ".venv" / "bin" / "lei-store")
+    secs, rss = run_measured([cli, "import", "--store", str(store), "-q", str(maildir)], env)
+    return secs, rss, du(store)
+
+
+def bench_lei(maildir: Path, work: Path, env) -> tuple[float, int, int]:
+    run = work / "lei-run"
+    run.mkdir(mode=0o700)
+    env = dict(env, HOME=str(work / "lei-home"), XDG_RUNTIME_DIR=str(run))
+    subprocess.run(["lei", "init"], env=env, check=True, capture_output=True)  # starts the daemon
+    daemon = int(subprocess.run(["lei", "daemon-pid"], env=env, capture_output=True, text=True).stdout)
+    try:
+        secs, rss = run_measured(["lei", "import", str(maildir)], env, [daemon])
+        return secs, rss, du(Path(env["HOME"]) / ".local" / "share" / "lei" / "store")
+    finally:
+        subprocess.run(["lei", "daemon-kill"], env=env, capture_output=True)
+
+
+def bench_notmuch(maildir: Path, work: Path, env) -> tuple[float, int, int]:
+    cfg = work / "notmuch-config"
+    cfg.write_text(f"[database]\npath={maildir}\n[new]\ntags=unread;inbox;\n[maildir]\nsynchronize_flags=true\n")
+    env = dict(env, NOTMUCH_CONFIG=str(cfg))
+    secs, rss = run_measured(["notmuch", "new", "--quiet"], env)
+    return secs, rss, du(maildir / ".notmuch")
+
+
+def bench_mu(maildir: Path, work: Path, env) -> tuple[float, int, int]:
+    home = work / "mu-home"
+    subprocess.run(["mu", "init", f"--muhome={home}", f"--maildir={maildir}"], env=env, check=True,
+                   capture_output=True)
+    secs, rss = run_measured(["mu", "index", f"--muhome={home}", "--quiet"], env)
+    return secs, rss, du(home)
+
+
+BENCHES = {"lei-store": bench_lei_store, "lei": bench_lei, "notmuch": bench_notmuch, "mu": bench_mu}
+
+
+def subset(maildir: Path, n: int, dest: Path) -> Path:
+    """A Maildir with the first n messages (by name) of another."""
+    for sub in ("cur", "new", "tmp"):
+        (dest / sub).mkdir(parents=True)
+    names = sorted((sub, f) for sub in ("cur", "new") for f in os.listdir(maildir / sub))
+    for sub, f in sorted(names, key=lambda x: x[1])[:n]:
+        shutil.copy2(maildir / sub / f, dest / sub / f)
+    return dest
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    ap.add_argument("--tools", default="lei-store,lei,notmuch,mu")
+    ap.add_argument("--sizes", default="", help="also run lei-store on the first N messages, e.g. 2500,5000")
+    args = ap.parse_args()
+    if not args.corpus.exists():
+        sys.exit(f"bench_import: {args.corpus} not found")
+    env = dict(os.environ, GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="bench@example.test", NPROC=str(os.cpu_count()))
+    with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
+        tmp = Path(tmp)
+        with tarfile.open(args.corpus) as tar:
+            tar.extractall(tmp / "corpus", filter="data")
+        source = tmp / "corpus" / "maildir"
+        count = sum(len(os.listdir(source / s)) for s in ("cur", "new"))
+        rows = []
+        for tool in args.tools.split(","):
+            if tool != "lei-store" and not shutil.which(tool):
+                print(f"# {tool}: not installed, skipped", file=sys.stderr)
+                continue
+            work = tmp / f"run-{tool}"
+            work.mkdir()
+            maildir = work / "maildir"
+            shutil.copytree(source, maildir)
+            secs, rss, size = BENCHES[tool](maildir, work, env)
+            rows.append((tool, count, secs, rss, size))
+            print(f"# {tool}: {secs:.1f}s", file=sys.stderr)
+        for n in filter(None, args.sizes.split(",")):
+            work = tmp / f"size-{n}"
+            work.mkdir()
+            secs, rss, size = bench_lei_store(subset(source, int(n), work / "maildir"), work, env)
+            rows.append((f"lei-store ({n})", int(n), secs, rss, size))
+        base = rows[0] if rows and rows[0][0] == "lei-store" else None
+        print(f"| tool | messages | seconds | msgs/s | peak RSS MB | store MB | lei-store faster by | RSS / lei-store RSS |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for tool, n, secs, rss, size in rows:
+            speed = f"{(base[1] / base[2]) / (n / secs):.2f}x" if base else ""
+            mem = f"{rss / base[3]:.2f}x" if base else ""
+            print(f"| {tool} | {n} | {secs:.1f} | {n / secs:.0f} | {rss / 2**20:.0f} | {size / 2**20:.0f} | {speed} | {mem} |")
+
+
+if __name__ == "__main__":
+    main()
