@@ -183,8 +183,6 @@ class Writer:
 
     def _begin_batch(self) -> None:
         self.over.begin()
-        for db in self.shards.dbs:
-            db.begin_transaction()
         self._in_batch = 0
 
     def flush(self) -> None:
@@ -192,20 +190,15 @@ class Writer:
         self.git.checkpoint()
         self._pending.clear()
         self.store.refresh()
-        for db in self.shards.dbs:
-            db.commit_transaction()
+        self.shards.commit()
         self.over.commit()
         self.mailsync.commit()
         self._begin_batch()
 
     def _abandon(self) -> None:
-        """Drop the unfinished batch (its git objects may stay: they are re-used on retry)."""
+        """Drop the unfinished batch. Git objects and Xapian documents written for it may stay:
+        a retry re-uses the blobs and hands out the same message numbers, replacing the documents."""
         self.git.abort()
-        for db in self.shards.dbs:
-            try:
-                db.cancel_transaction()
-            except Exception:
-                pass
         self.over.rollback()
         self.mailsync.db.execute("ROLLBACK") if self.mailsync._stack else None
 
