@@ -82,6 +82,7 @@ class Overview:
         self.db.execute("INSERT OR IGNORE INTO inboxes (eidx_key) VALUES ('.')")
         self.ibx_id = self.db.execute("SELECT ibx_id FROM inboxes WHERE eidx_key = '.'").fetchone()[0]
         self._in_tx = False
+        self._counters: dict[str, int] = {}  # cached while we hold ei.lock and a transaction
 
     # -- transactions ---------------------------------------------------
     def begin(self) -> None:
@@ -91,13 +92,17 @@ class Overview:
 
     def commit(self) -> None:
         if self._in_tx:
+            self.db.executemany("UPDATE counter SET val = ? WHERE key = ?",
+                                [(v, k) for k, v in self._counters.items()])
             self.db.execute("COMMIT")
             self._in_tx = False
+        self._counters.clear()
 
     def rollback(self) -> None:
         if self._in_tx:
             self.db.execute("ROLLBACK")
             self._in_tx = False
+        self._counters.clear()
 
     def close(self) -> None:
         self.commit()
@@ -106,8 +111,12 @@ class Overview:
 
     # -- counters -------------------------------------------------------
     def _bump(self, key: str, delta: int) -> int:
-        self.db.execute("UPDATE counter SET val = val + ? WHERE key = ?", (delta, key))
-        return self.db.execute("SELECT val FROM counter WHERE key = ?", (key,)).fetchone()[0]
+        """Increment a counter; written back at commit (only one writer runs at a time)."""
+        if key not in self._counters:
+            row = self.db.execute("SELECT val FROM counter WHERE key = ?", (key,)).fetchone()
+            self._counters[key] = row[0] if row else 0
+        self._counters[key] += delta
+        return self._counters[key]
 
     def next_num(self) -> int:
         return self._bump("eidx_docid", 1)

@@ -10,8 +10,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import msgspec
 import xapian
 
+from multiprocessing import get_context
+
+from .errors import StorageError
 from .paths import Layout
 
 TS, YYYYMMDD, DT, BYTES, UID, THREADID = range(6)
@@ -59,19 +63,26 @@ def volatile_of(doc: xapian.Document) -> tuple[set[str], set[str]]:
     return _terms_with(doc, b"K"), _terms_with(doc, b"L")
 
 
-class ShardWriters:
-    """Writable handles on every shard; one process owns them for a whole write."""
+def shard_paths(layout: Layout) -> list[Path]:
+    return [layout.shard(i) for i in range(layout.shard_count())]
 
-    def __init__(self, layout: Layout, *, sync: bool = True):
-        self.count = layout.shard_count()
+
+class ShardWriters:
+    """Writable handles on shards, in this process. Message `num` lives in shard num % len(paths)."""
+
+    def __init__(self, paths: list[Path], *, sync: bool = True):
+        self.count = len(paths)
         flags = xapian.DB_CREATE_OR_OPEN | (0 if sync else xapian.DB_NO_SYNC)
-        self.dbs = [xapian.WritableDatabase(str(layout.shard(i)), flags) for i in range(self.count)]
+        self.dbs = [xapian.WritableDatabase(str(p), flags) for p in paths]
+        self.changed = 0  # documents whose keywords/labels changed since the last commit
 
     def shard_of(self, num: int) -> xapian.WritableDatabase:
         return self.dbs[num % self.count]
 
-    def add(self, num: int, doc: xapian.Document, tid: int,
-            keywords: set[str] = frozenset(), labels: set[str] = frozenset()) -> None:
+    def add(self, num: int, doc: xapian.Document | bytes, tid: int,
+            keywords=frozenset(), labels=frozenset()) -> None:
+        if isinstance(doc, bytes):
+            doc = xapian.Document.unserialise(doc)
         doc.add_value(UID, xapian.sortable_serialise(num))
         doc.add_value(THREADID, xapian.sortable_serialise(tid))
         for kw in keywords:
@@ -107,6 +118,7 @@ class ShardWriters:
         for label in new_labels - labels:
             doc.add_boolean_term("L" + label)
         self.shard_of(num).replace_document(num, doc)
+        self.changed += 1
         return True
 
     def add_list_ids(self, num: int, lids: list[str]) -> None:
@@ -125,11 +137,98 @@ class ShardWriters:
             tg.increase_termpos()
         self.shard_of(num).replace_document(num, doc)
 
-    def commit(self) -> None:
+    def commit(self) -> int:
+        """Commit every shard; returns how many documents' keywords/labels changed."""
         for db in self.dbs:
             db.commit()
+        changed, self.changed = self.changed, 0
+        return changed
 
     def close(self) -> None:
         for db in self.dbs:
             db.close()
         self.dbs = []
+
+
+# -- one writer process per shard ----------------------------------------------
+
+def _serve(path: Path, sync: bool, conn) -> None:
+    """Child process: apply the parent's operations to one shard until told to close."""
+    writer = ShardWriters([path], sync=sync)
+    while True:
+        op, args, kwargs = msgspec.msgpack.decode(conn.recv_bytes())
+        try:
+            result = getattr(writer, op)(*args, **kwargs)
+        except Exception as e:  # reported at the next commit: the parent decides
+            conn.send_bytes(msgspec.msgpack.encode(["error", f"{path}: {type(e).__name__}: {e}"]))
+            return
+        if op in ("commit", "close"):
+            conn.send_bytes(msgspec.msgpack.encode(["ok", result]))
+            if op == "close":
+                return
+
+
+class ShardProcesses:
+    """The ShardWriters interface, with each shard written by its own process (as lei does):
+    Xapian's C++ indexing then runs beside the main writer instead of inside it."""
+
+    def __init__(self, paths: list[Path], *, sync: bool = True):
+        ctx = get_context("fork")
+        self.count = len(paths)
+        self._conns, self._procs = [], []
+        for path in paths:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_serve, args=(path, sync, child), name=f"shard[{path.name}]", daemon=True)
+            proc.start()
+            child.close()
+            self._conns.append(parent)
+            self._procs.append(proc)
+
+    def _send(self, num: int | None, op: str, *args, **kwargs) -> None:
+        conns = self._conns if num is None else [self._conns[num % self.count]]
+        for conn in conns:
+            try:
+                conn.send_bytes(msgspec.msgpack.encode([op, args, kwargs]))
+            except (BrokenPipeError, OSError):
+                raise StorageError(self._reply(conn)[1]) from None
+
+    def _reply(self, conn) -> list:
+        try:
+            return msgspec.msgpack.decode(conn.recv_bytes())
+        except (EOFError, OSError):
+            return ["error", "a Xapian shard writer died"]
+
+    def _gather(self) -> int:
+        total = 0
+        for conn in self._conns:
+            status, result = self._reply(conn)
+            if status != "ok":
+                raise StorageError(result)
+            total += result or 0
+        return total
+
+    def add(self, num: int, doc: bytes, tid: int, keywords=frozenset(), labels=frozenset()) -> None:
+        self._send(num, "add", num, doc, tid, sorted(keywords), sorted(labels))
+
+    def update_volatile(self, num: int, *, set_kw=None, add_kw=(), remove_kw=(), add_labels=(), remove_labels=()):
+        self._send(num, "update_volatile", num, set_kw=None if set_kw is None else sorted(set_kw),
+                   add_kw=sorted(add_kw), remove_kw=sorted(remove_kw),
+                   add_labels=sorted(add_labels), remove_labels=sorted(remove_labels))
+
+    def add_list_ids(self, num: int, lids: list[str]) -> None:
+        if lids:
+            self._send(num, "add_list_ids", num, lids)
+
+    def commit(self) -> int:
+        self._send(None, "commit")
+        return self._gather()
+
+    def close(self) -> None:
+        try:
+            self._send(None, "close")
+            self._gather()
+        finally:
+            for proc in self._procs:
+                proc.join(timeout=60)
+                if proc.is_alive():
+                    proc.kill()

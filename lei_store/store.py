@@ -156,7 +156,7 @@ class Writer:
         self._lock.__enter__()
         try:
             self.over = overview.Overview(self.lay.over)
-            self.shards = searchindex.ShardWriters(self.lay)
+            self.shards = searchindex.ShardProcesses(searchindex.shard_paths(self.lay))
             self.mailsync = MailSync(self.lay.mail_sync, self.lay.mail_sync_lock)
             self.git = epochs.EpochWriter(self.lay, epochs.default_branch(), self.rotate_bytes)
             self.ident = epochs.committer_ident()
@@ -190,7 +190,7 @@ class Writer:
         self.git.checkpoint()
         self._pending.clear()
         self.store.refresh()
-        self.shards.commit()
+        self.stats.keywords_updated += self.shards.commit()
         self.over.commit()
         self.mailsync.commit()
         self._begin_batch()
@@ -261,7 +261,7 @@ class Writer:
             self.stats.duplicates += 1
             if source_kw is not None:
                 for num in docids:
-                    self.stats.keywords_updated += self.shards.update_volatile(num, set_kw=set(source_kw))
+                    self.shards.update_volatile(num, set_kw=source_kw)
         else:
             self._commit_blob(a)
             self._index(a, (source_kw or frozenset()) | self.add_keywords)
@@ -277,8 +277,6 @@ class Writer:
         self._pending[a.oidbin] = a.chash
 
     def _index(self, a: Analysed, keywords: frozenset[str]) -> None:
-        import xapian
-
         matches = self._content_matches(a)
         if matches:
             self.stats.attached += 1
@@ -290,7 +288,7 @@ class Writer:
         self.stats.added += 1
         num = self.over.next_num()
         tid = self.over.add_message(num, a.mids, a.refs, a.subject_path, a.ts, a.ds, a.ddd, a.oidbin)
-        self.shards.add(num, xapian.Document.unserialise(a.doc), tid, keywords, self.add_labels)
+        self.shards.add(num, a.doc, tid, keywords, self.add_labels)
 
     def _content_matches(self, a: Analysed) -> list[int]:
         """Docids of stored messages sharing a Message-ID and the content hash (§3.1)."""

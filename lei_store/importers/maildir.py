@@ -44,10 +44,12 @@ def list_entries(path: Path) -> list[Entry]:
 
 def read_items(path: Path, folder: str, entries: Iterable[Entry]) -> Iterator[Item]:
     """Read the files; a file that vanished since listing is skipped (it was moved or deleted)."""
+    base = str(path)
     for e in entries:
+        file = os.path.join(base, e.subdir, e.name)
         try:
-            with open(path / e.subdir / e.name, "rb") as f:
+            with open(file, "rb") as f:
                 raw = f.read()
         except FileNotFoundError:
             continue
-        yield Item(raw, e.keywords, folder=folder, name=e.name, origin=str(path / e.subdir / e.name))
+        yield Item(raw, e.keywords, folder=folder, name=e.name, origin=file)
