@@ -97,6 +97,46 @@ def _read_abbrev(store, oid: str) -> bytes | None:
         return None
 
 
+def cmd_q(args) -> int:
+    from . import output, query
+    from .search import Reader
+    from .store import Store
+
+    text = query.rewrite_dates(sys.stdin.read()) if args.stdin else query.from_argv(args.query)
+    if not text.strip():
+        raise LeiStoreError("no query given (use z:1.. to match everything)")
+    store = Store.open(_store_dir(args))
+    reader = Reader(store.root)
+    hits = reader.search(text, sort=args.sort, reverse=args.reverse, offset=args.offset,
+                         limit=args.limit, threads=args.threads, dedupe=args.dedupe)
+    fmt = args.format
+    out = sys.stdout.buffer
+    if args.output and args.output != "-":
+        ofmt, dest = output.parse_output(args.output)
+        output.write_mail(hits, fmt if fmt in output.MAIL_FORMATS else ofmt, dest, store.read_blob, args.augment)
+    elif fmt in output.MAIL_FORMATS:
+        if fmt == "maildir":
+            raise LeiStoreError("-f maildir needs -o DIR")
+        output.write_mail(hits, fmt, None, store.read_blob, False, stream=out)
+    elif fmt == "text":
+        output.write_text(hits, out, store.read_blob)
+    elif fmt == "summary":
+        output.write_summary(hits, out)
+    else:
+        output.write_json(hits, fmt, out, pretty=args.pretty)
+    out.flush()
+    return 0
+
+
+def cmd_ls_label(args) -> int:
+    from .search import Reader
+    from .store import Store
+
+    for label in Reader(Store.open(_store_dir(args)).root).all_labels():
+        print(label)
+    return 0
+
+
 # -- argument parsing -------------------------------------------------------
 
 def _parser() -> argparse.ArgumentParser:
@@ -127,6 +167,30 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print what was done as JSON on stdout")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("q", parents=[common], help="search the store (lei q's query language)",
+                       description="Search with lei's query language: s: f: t: c: tc: a: b: bs: nq: q: n: m: "
+                       "l: mid: lid: dfn: dfa: dfb: dfhh: dfctx: dfpre: dfpost: dfblob: patchid: kw: L:, ranges "
+                       "d: dt: rt: z:, AND OR NOT + - \"phrases\" and trailing* wildcards.")
+    s.add_argument("query", nargs="*", metavar="TERM")
+    s.add_argument("-f", "--format", default="json",
+                   choices=["json", "jsonl", "ldjson", "ndjson", "concatjson", "text", "summary",
+                            "maildir", "mboxrd", "mboxo", "mboxcl", "mboxcl2"])
+    s.add_argument("-o", "--output", metavar="DEST", help="write messages to a Maildir (DIR, maildir:DIR) "
+                   "or mbox (mboxrd:FILE, mboxcl2:FILE, ...)")
+    s.add_argument("-a", "--augment", action="store_true", help="add to DEST instead of replacing it")
+    s.add_argument("--pretty", action="store_true", help="indented JSON")
+    s.add_argument("-t", "--threads", action="store_true", help="whole threads of the matches")
+    s.add_argument("-d", "--dedupe", default="content", choices=["content", "oid", "mid", "none"])
+    s.add_argument("-s", "--sort", default="received", choices=["received", "relevance", "docid"])
+    s.add_argument("-r", "--reverse", action="store_true")
+    s.add_argument("-n", "--limit", type=int, default=10000)
+    s.add_argument("--offset", type=int, default=0)
+    s.add_argument("--stdin", action="store_true", help="read the query from standard input")
+    s.set_defaults(func=cmd_q)
+
+    s = sub.add_parser("ls-label", parents=[common], help="list every label in use")
+    s.set_defaults(func=cmd_ls_label)
 
     s = sub.add_parser("blob", parents=[common], help="print a message blob by git OID")
     s.add_argument("oids", nargs="+", metavar="OID")

@@ -10,7 +10,9 @@ $LS init
 $LS import sample/maildir          # Maildir: flags become keywords, sync state recorded
 $LS import mboxrd:sample/sample.mboxrd   # the same mail as mboxrd: everything is a duplicate
 $LS import sample/maildir          # unchanged Maildir: nothing is read again
-if $LS q --help >/dev/null 2>&1; then
-  echo "--- messages about scrub, newest first:"; $LS q -f text-summary s:scrub | head -n 8
-  echo "--- flagged patches:";                   $LS q -f text-summary 's:PATCH' AND kw:flagged | head -n 8
-fi
+echo "--- messages about scrub, newest first (lei q's language):"
+$LS q -f summary -n 6 s:scrub
+echo "--- flagged patches that touch scrub.c:"
+$LS q -f summary kw:flagged AND dfn:scrub.c
+echo "--- one message as JSON, the way lei q prints it:"
+$LS q -f jsonl -n 1 'f:zoe@example.de' AND d:2024-03-01..2024-03-31

@@ -1,0 +1,207 @@
+"""The read side: search a store with lei's query language and get typed results (spec §9).
+
+Readers open everything read-only and take no lock, so they never wait for a
+writer and a writer never waits for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import msgspec
+import xapian
+
+from . import overview
+from .errors import QueryError
+from .overview import OverRow
+from .paths import Layout
+
+SORTS = ("received", "relevance", "docid")
+DEDUPES = ("content", "oid", "mid", "none")
+
+
+class Result(msgspec.Struct, omit_defaults=True):
+    """One search result as lei q prints it (keys in lei's sorted order)."""
+
+    L: list[str] | None = None
+    blob: str = ""
+    c: list[tuple[str | None, str | None]] | None = None
+    dt: str = ""
+    f: list[tuple[str | None, str | None]] | None = None
+    kw: list[str] | None = None
+    m: str | None = None
+    pct: int | None = None
+    refs: list[str] | None = None
+    rt: str = ""
+    s: str = ""
+    t: list[tuple[str | None, str | None]] | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A matching message: its overview row, keywords, labels and match percentage."""
+
+    row: OverRow
+    keywords: list[str]
+    labels: list[str]
+    pct: int | None  # None for messages added by --threads that did not match themselves
+
+    def record(self) -> Result:
+        from .addresses import split_addresses
+
+        r = self.row
+        iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t or 0))
+        addrs = lambda v: (split_addresses(v) or None) if v else None
+        refs = [x.strip("<>") for x in r.references.split()] or None
+        return Result(L=self.labels or None, blob=r.blob, c=addrs(r.cc), dt=iso(r.ds), f=addrs(r.from_),
+                      kw=self.keywords or None, m=r.mid or None, pct=self.pct, refs=refs,
+                      rt=iso(r.ts), s=r.subject, t=addrs(r.to))
+
+
+def _open_xapian(layout: Layout) -> xapian.Database:
+    count = layout.shard_count()
+    if not count:
+        raise QueryError(f"{layout.root}: no Xapian shards in {layout.ei}")
+    db = xapian.Database(str(layout.shard(0)))
+    for i in range(1, count):
+        db.add_database(xapian.Database(str(layout.shard(i))))
+    return db
+
+
+def _volatile(doc: xapian.Document) -> tuple[list[str], list[str]]:
+    """K and L terms, found with skip_to rather than a full termlist walk."""
+    out = []
+    for prefix in (b"K", b"L"):
+        found = []
+        tl = doc.termlist()
+        try:
+            tl.skip_to(prefix)
+            for t in tl:
+                if not t.term.startswith(prefix):
+                    break
+                found.append(t.term[1:].decode("utf-8", "replace"))
+        except StopIteration:
+            pass
+        out.append(found)
+    return out[0], out[1]
+
+
+class Reader:
+    """Read-only view of a store for searching."""
+
+    def __init__(self, root: Path):
+        self.layout = Layout(Path(root))
+        self.nshards = self.layout.shard_count()
+        self.db = _open_xapian(self.layout)
+        self.over = sqlite3.connect(f"file:{self.layout.over}?mode=ro", uri=True)
+        self.over.execute("PRAGMA busy_timeout = 30000")
+
+    def close(self) -> None:
+        self.db.close()
+        self.over.close()
+
+    def num_of(self, docid: int) -> int:
+        return (docid - 1) // self.nshards + 1
+
+    def docid_of(self, num: int) -> int:
+        return (num - 1) * self.nshards + num % self.nshards + 1
+
+    def rows(self, nums: list[int]) -> dict[int, OverRow]:
+        found = {}
+        for i in range(0, len(nums), 500):
+            part = nums[i:i + 500]
+            q = f"SELECT num, tid, sid, ts, ds, ddd FROM over WHERE num IN ({','.join('?' * len(part))})"
+            for r in self.over.execute(q, part):
+                if r[5] is not None:
+                    row = overview.row_from_sql(*r)
+                    if row.bytes > 0:
+                        found[row.num] = row
+        return found
+
+    def _mset(self, query: xapian.Query, sort: str, reverse: bool, offset: int, limit: int,
+              threads: bool) -> xapian.MSet:
+        for attempt in range(10):  # a writer may commit under us: reopen and retry, as lei does
+            try:
+                enq = xapian.Enquire(self.db)
+                enq.set_query(query)
+                if threads or sort == "docid":
+                    enq.set_docid_order(xapian.Enquire.ASCENDING if reverse and not threads
+                                        else xapian.Enquire.DESCENDING)
+                elif sort == "relevance":
+                    enq.set_sort_by_relevance_then_value(0, not reverse)
+                else:
+                    enq.set_sort_by_value_then_relevance(0, not reverse)
+                return enq.get_mset(offset, limit, 0)
+            except xapian.DatabaseModifiedError:
+                self.db.reopen()
+        raise QueryError("the index kept changing while searching; try again")
+
+    def search(self, query: str, *, sort: str = "received", reverse: bool = False, offset: int = 0,
+               limit: int = 10000, threads: bool = False, dedupe: str = "content") -> Iterator[Hit]:
+        """Run a query now (errors raise here) and return its hits as an iterator."""
+        from .query import parse
+
+        mset = self._mset(parse(self.db, query), sort, reverse, offset, limit, threads)
+        matches = [(self.num_of(m.docid), min(m.percent, 99), m.document) for m in mset]
+        return self._deduped(self._threads(matches) if threads else self._hits(matches), dedupe)
+
+    def _deduped(self, hits: Iterator[Hit], dedupe: str) -> Iterator[Hit]:
+        seen: set = set()
+        for hit in hits:
+            key = _dedupe_key(hit.row, dedupe)
+            if key is not None:
+                if key in seen:
+                    continue
+                seen.add(key)
+            yield hit
+
+    def _hits(self, matches) -> Iterator[Hit]:
+        rows = self.rows([n for n, _, _ in matches])
+        for num, pct, doc in matches:
+            if num in rows:
+                kws, labels = _volatile(doc)
+                yield Hit(rows[num], kws, labels, pct)
+
+    def _threads(self, matches) -> Iterator[Hit]:
+        pct_of = {num: pct for num, pct, _ in matches}
+        done: set[int] = set()
+        for num, _pct, _doc in matches:
+            if num in done:
+                continue
+            tid = self.over.execute("SELECT tid FROM over WHERE num = ?", (num,)).fetchone()
+            if tid is None:
+                continue
+            nums = [n for (n,) in self.over.execute(
+                "SELECT num FROM over WHERE tid = ? AND num > 0 ORDER BY num", tid)]
+            rows = self.rows(nums)
+            for n in nums:
+                if n in done or n not in rows:
+                    continue
+                done.add(n)
+                kws, labels = _volatile(self.db.get_document(self.docid_of(n)))
+                yield Hit(rows[n], kws, labels, pct_of.get(n))
+
+    def volatile(self, num: int) -> tuple[list[str], list[str]]:
+        try:
+            return _volatile(self.db.get_document(self.docid_of(num)))
+        except xapian.DocNotFoundError:
+            return [], []
+
+    def all_labels(self) -> list[str]:
+        return sorted({t.term[1:].decode("utf-8", "replace") for t in self.db.allterms("L")})
+
+
+def _dedupe_key(row: OverRow, mode: str):
+    if mode == "none":
+        return None
+    if mode == "oid":
+        return row.blob
+    if mode == "mid" and row.mid:
+        return ("mid", row.mid)
+    text = "\0".join((row.from_, row.to, row.cc, str(row.ds), row.subject, row.references, row.mid))
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).digest()
