@@ -72,7 +72,7 @@ def analyse(raw: bytes, now: int | None = None) -> Analysed:
     except Exception as e:  # a header block we cannot even split: keep the bytes
         blob, problems = raw, [f"headers: {e}"]
     oidbin = git_oid(blob)
-    msg = Message(blob)
+    msg = Message(raw)  # fields come from the input, as lei computes them
 
     def attempt(what, fn, default):
         try:
