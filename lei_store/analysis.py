@@ -81,7 +81,8 @@ def analyse(raw: bytes, now: int | None = None) -> Analysed:
             problems.append(f"{what}: {type(e).__name__}: {e}")
             return default
 
-    ds, ds_tz = attempt("date", lambda: datestamp(msg), None) or (now, "+0000")
+    parsed_ds = attempt("date", lambda: datestamp(msg), None)
+    ds, ds_tz = parsed_ds or (now, "+0000")
     ts, ts_tz = attempt("received", lambda: timestamp(msg), None) or (now, "+0000")
     chash = attempt("content hash", lambda: content_hash(msg), hashlib.sha256(blob).digest())
     mids = attempt("message-id", msg.index_mids, [])
@@ -91,7 +92,7 @@ def analyse(raw: bytes, now: int | None = None) -> Analysed:
     subject, from_, to, cc = fields if fields else ("", "", "", "")
     has_mid = bool(mids)
     if not has_mid:
-        mids = [synthetic_mid(ds, chash)]
+        mids = [synthetic_mid(parsed_ds[0] if parsed_ds else 0, chash)]  # lei: time 0, not now
     doc = xapian.Document()
     searchindex.content_values(doc, ts, ds, crlf_bytes(blob))
     if fields is not None:

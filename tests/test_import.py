@@ -225,3 +225,15 @@ def test_shard_count_follows_nproc_and_existing_store(tmp_path, monkeypatch):
     imp(store, str(tmp_path / "n.eml"))
     assert sorted(p.name for p in (store / "ei15").iterdir() if p.name.isdigit()) == ["0", "1", "2"]
     assert "Qm9@example.org" in doc_terms(store, 2)  # docid 2 lives in shard 2 % 3
+
+
+def test_undated_draft_copies_share_one_synthetic_id(tmp_path):
+    """With no parsable date, the synthetic id uses time 0 (as lei), so later copies still match."""
+    store = tmp_path / "store"
+    draft = b"From: Me <me@example.com>\nSubject: undated\n\nno date, no id\n"
+    (tmp_path / "a.eml").write_bytes(draft)
+    (tmp_path / "b.eml").write_bytes(b"X-Mailer: other\n" + draft)
+    imp(store, str(tmp_path / "a.eml"))
+    assert imp(store, str(tmp_path / "b.eml"))["attached"] == 1
+    ((mid,),) = sql(store, "SELECT mid FROM msgid")
+    assert mid.startswith("19700101000000.") and mid.endswith("@z")

@@ -24,8 +24,10 @@ def stores(small_corpus, tmp_path_factory):
     base = tmp_path_factory.mktemp("interop")
     ours = base / "ours"
     run_cli("import", "--store", str(ours), "-q", str(shutil.copytree(small_corpus / "maildir", base / "md1")))
+    run_cli("import", "--store", str(ours), "-q", f"mboxrd:{small_corpus / 'corpus.mboxrd'}")
     lei = Lei(base / "lei")
     lei("import", str(shutil.copytree(small_corpus / "maildir", base / "md2")))
+    lei("import", f"mboxrd:{small_corpus / 'corpus.mboxrd'}")
     # lei reading our store: a second lei home whose config points at it
     reader = Lei(base / "reader")
     reader("init", str(ours))
