@@ -55,6 +55,7 @@ def cmd_import(args) -> int:
     store = Store.open(_store_dir(args), create=True)
     bar = Progress("importing", enabled=None if not args.quiet else False)
     with store.writer(lock_timeout=args.lock_timeout, jobs=args.jobs, rotate_bytes=args.rotate_bytes,
+                      batch_size=args.batch_size,
                       mail_sync=not args.no_mail_sync, use_keywords=not args.no_kw,
                       add_keywords=args.mods["+kw"], add_labels=args.mods["+L"],
                       progress=bar.advance) as writer:
@@ -164,6 +165,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="how long to wait for another writer (default 30)")
     s.add_argument("-j", "--jobs", type=int, metavar="N", help="worker processes (default: CPU count)")
     s.add_argument("--rotate-bytes", type=int, default=None, help=argparse.SUPPRESS)
+    s.add_argument("--batch-size", type=int, default=2000, help=argparse.SUPPRESS)
     s.add_argument("--json", action="store_true", help="print what was done as JSON on stdout")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     s.set_defaults(func=cmd_import)
@@ -224,6 +226,13 @@ def main(argv: list[str] | None = None) -> int:
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""
         print(f"{PROG}: {what}{where}", file=sys.stderr)
         return 74  # EX_IOERR
+    except Exception as e:  # SQLite, Xapian or a bug: still one line; LEI_STORE_DEBUG=1 shows the traceback
+        if os.environ.get("LEI_STORE_DEBUG"):
+            raise
+        text = " ".join(str(e).split()) or type(e).__name__
+        full = "disk full: " if "full" in text.lower() or "no space" in text.lower() else ""
+        print(f"{PROG}: {full}{type(e).__module__.split('.')[0]} error: {text}", file=sys.stderr)
+        return 74
 
 
 if __name__ == "__main__":

@@ -51,6 +51,13 @@ class MailSync:
             self._stack.close()
             self._stack = None
 
+    def rollback(self) -> None:
+        if self._stack is not None:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            self._stack.close()
+            self._stack = None
+
     def close(self) -> None:
         self.commit()
         self.db.close()

@@ -99,9 +99,9 @@ class Overview:
         self._counters.clear()
 
     def rollback(self) -> None:
-        if self._in_tx:
+        if self._in_tx and self.db.in_transaction:  # SQLite may have rolled back by itself (disk full)
             self.db.execute("ROLLBACK")
-            self._in_tx = False
+        self._in_tx = False
         self._counters.clear()
 
     def close(self) -> None:

@@ -167,13 +167,15 @@ class Writer:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        finished = False
         try:
             if exc_type is None or issubclass(exc_type, (InputError, KeyboardInterrupt)):
                 self.flush()  # what was read completely is kept
                 self.git.close()
-            else:
-                self._abandon()
+                finished = True
         finally:
+            if not finished:
+                self._abandon()
             for close in (self.shards.close, self.over.close, self.mailsync.close):
                 try:
                     close()
@@ -198,9 +200,11 @@ class Writer:
     def _abandon(self) -> None:
         """Drop the unfinished batch. Git objects and Xapian documents written for it may stay:
         a retry re-uses the blobs and hands out the same message numbers, replacing the documents."""
-        self.git.abort()
-        self.over.rollback()
-        self.mailsync.db.execute("ROLLBACK") if self.mailsync._stack else None
+        for undo in (self.git.abort, self.over.rollback, self.mailsync.rollback):
+            try:
+                undo()
+            except Exception:  # the original error is the one to report
+                pass
 
     # -- importing ----------------------------------------------------------
     def import_items(self, items: Iterable[Item]) -> ImportStats:

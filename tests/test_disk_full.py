@@ -1,0 +1,52 @@
+"""A full disk: one clear line, nothing stored is lost, and the import resumes once there is room."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import need, run_cli
+from storecheck import blob_oid, git_blob, over_rows, xdb
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    need(os.geteuid() == 0, "mounting a small tmpfs needs root")
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True)
+    need(r.returncode == 0, f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_import_into_a_full_disk_then_resume(small_fs, sample_corpus, tmp_path):
+    store = small_fs / "store"
+    maildir = shutil.copytree(sample_corpus / "maildir", tmp_path / "md")
+    big = tmp_path / "big.mbox"  # the sample three times over with new ids: enough to fill 3 MiB
+    mbox = (sample_corpus / "sample.mboxrd").read_bytes()
+    big.write_bytes(b"".join(mbox.replace(b"@example.org>", b".%d@example.org>" % i) for i in range(6)))
+    run_cli("import", "--store", str(store), "-q", "--batch-size", "50", str(maildir))
+    before = {f[5] for *_, f in over_rows(store)}
+    r = run_cli("import", "--store", str(store), "-q", "--batch-size", "50", f"mboxrd:{big}", check=False)
+    err = r.stderr.decode()
+    assert r.returncode != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "disk full" in err or "No space left" in err, err
+    # nothing that was stored before is lost or unreadable
+    after_fail = {f[5] for *_, f in over_rows(store)}
+    assert before <= after_fail
+    for oid in after_fail:
+        assert git_blob(store, oid)
+    subprocess.run(["mount", "-o", "remount,size=200m", str(small_fs)], check=True)
+    run_cli("import", "--store", str(store), "-q", f"mboxrd:{big}")
+    rows = over_rows(store)
+    blobs = [f[5] for *_, f in rows]
+    assert len(blobs) == len(set(blobs))
+    assert xdb(store).get_doccount() == len(rows)  # every row indexed once, no stray documents
+    again = run_cli("import", "--store", str(store), "--json", "-q", f"mboxrd:{big}")
+    import json
+
+    assert json.loads(again.stdout)["added"] == 0
