@@ -165,7 +165,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="how long to wait for another writer (default 30)")
     s.add_argument("-j", "--jobs", type=int, metavar="N", help="worker processes (default: CPU count)")
     s.add_argument("--rotate-bytes", type=int, default=None, help=argparse.SUPPRESS)
-    s.add_argument("--batch-size", type=int, default=2000, help=argparse.SUPPRESS)
+    s.add_argument("--batch-size", type=int, default=1000, help=argparse.SUPPRESS)
     s.add_argument("--json", action="store_true", help="print what was done as JSON on stdout")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     s.set_defaults(func=cmd_import)

@@ -131,7 +131,7 @@ class Writer:
 
     def __init__(self, store: Store, *, lock_timeout: float | None = None,
                  rotate_bytes: int = epochs.ROTATE_BYTES, jobs: int | None = None,
-                 batch_size: int = 2000, mail_sync: bool = True, use_keywords: bool = True,
+                 batch_size: int = 1000, mail_sync: bool = True, use_keywords: bool = True,
                  add_keywords: Iterable[str] = (), add_labels: Iterable[str] = (),
                  progress: Callable[[int], None] | None = None):
         self.store = store

@@ -5,8 +5,8 @@
         [--tools lei-store,lei,notmuch,mu] [--sizes 2500,5000,10000]
 
 Each tool gets a fresh copy of the corpus Maildir. Wall time, messages per
-second, peak RSS of the tool's whole process tree (sampled from /proc every
-50 ms; for lei, its daemon's tree) and the size of what it wrote are printed
+second, peak memory (PSS, so pages shared by forked workers count once) of the tool's whole
+process tree (sampled from /proc every 50 ms; for lei, its daemon's tree) and the size of what it wrote are printed
 as a table with ratios against lei-store. --sizes re-runs lei-store on the
 first N messages of the corpus to show whether memory stays flat.
 """
@@ -26,13 +26,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpora" / "btrfs-10k.tar.xz"
-PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _pss(pid: int) -> int:
+    """Proportional set size: shared pages (forked workers) are not counted twice."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def tree_rss(root_pid: int) -> int:
-    """Resident bytes of a process and all its descendants."""
+    """Memory (PSS) of a process and all its descendants."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -43,11 +53,10 @@ def tree_rss(root_pid: int) -> int:
             continue
         pid, ppid = int(entry), int(fields[1])
         children.setdefault(ppid, []).append(pid)
-        rss[pid] = int(fields[21]) * PAGE
     total, todo = 0, [root_pid]
     while todo:
         pid = todo.pop()
-        total += rss.get(pid, 0)
+        total += _pss(pid)
         todo += children.get(pid, [])
     return total
 
@@ -169,7 +178,7 @@ def main() -> None:
             secs, rss, size = bench_lei_store(subset(source, int(n), work / "maildir"), work, env)
             rows.append((f"lei-store ({n})", int(n), secs, rss, size))
         base = rows[0] if rows and rows[0][0] == "lei-store" else None
-        print(f"| tool | messages | seconds | msgs/s | peak RSS MB | store MB | lei-store faster by | RSS / lei-store RSS |")
+        print(f"| tool | messages | seconds | msgs/s | peak PSS MB | store MB | lei-store faster by | memory / lei-store's |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for tool, n, secs, rss, size in rows:
             speed = f"{(base[1] / base[2]) / (n / secs):.2f}x" if base else ""
