@@ -8,6 +8,7 @@ git author/subject and a serialised Xapian document (text terms + values
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 
@@ -26,7 +27,7 @@ class Analysed(msgspec.Struct, frozen=True):
     chash: bytes
     mids: list[str]  # index ids, or the synthetic id of a draft
     refs: list[str]  # threading references
-    lids: list[str]  # lower-cased List-Ids (boolean G terms)
+    list_terms: bytes  # serialised G/XL terms of this copy's List-Ids, merged in when it is attached
     ts: int
     ts_tz: str
     ds: int
@@ -44,16 +45,20 @@ def git_oid(blob: bytes) -> bytes:
     return hashlib.sha1(b"blob %d\0" % len(blob) + blob).digest()
 
 
-def list_ids(msg) -> list[str]:
-    lids = []
-    for value in msg.header_raw("List-Id"):
-        start = value.find("<")
-        end = value.find(">", start + 1)
-        if start >= 0 and end > start:
-            lid = value[start + 1:end].lower()
-            if lid not in lids:
-                lids.append(lid)
-    return lids
+@functools.cache
+def _termgenerator() -> xapian.TermGenerator:
+    """One per process: building a TermGenerator per message costs more than using it."""
+    from .terms import new_termgenerator
+
+    return new_termgenerator()
+
+
+def _list_terms(msg) -> bytes:
+    from .terms import index_copy_list_ids
+
+    doc = xapian.Document()
+    index_copy_list_ids(doc, msg)
+    return doc.serialise() if doc.termlist_count() else b""
 
 
 def analyse(raw: bytes, now: int | None = None) -> Analysed:
@@ -96,12 +101,12 @@ def analyse(raw: bytes, now: int | None = None) -> Analysed:
     doc = xapian.Document()
     searchindex.content_values(doc, ts, ds, crlf_bytes(blob))
     if fields is not None:
-        attempt("terms", lambda: index_message(doc, msg, fields), None)
+        attempt("terms", lambda: index_message(doc, msg, fields, _termgenerator()), None)
     ddd = encode_ddd(subject, from_, " ".join(f"<{r}>" for r in refs), to, cc,
                      oidbin.hex(), mid0, crlf_bytes(blob), attempt("lines", lambda: body_lines(msg), 0))
     return Analysed(
         oidbin=oidbin, blob=blob, chash=chash, mids=mids, refs=refs,
-        lids=attempt("list-id", lambda: list_ids(msg), []),
+        list_terms=attempt("list-id", lambda: _list_terms(msg), b""),
         ts=ts, ts_tz=ts_tz, ds=ds, ds_tz=ds_tz,
         author=attempt("author", lambda: author_ident(msg), ("", "")),
         subject=attempt("subject", lambda: commit_subject(msg), "(no subject)"),

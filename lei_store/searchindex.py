@@ -54,10 +54,6 @@ def _terms_with(doc: xapian.Document, prefix: bytes) -> set[str]:
     return found
 
 
-def _has_term(doc: xapian.Document, term: str) -> bool:
-    return term.encode() in {t.term for t in doc.termlist()}
-
-
 def volatile_of(doc: xapian.Document) -> tuple[set[str], set[str]]:
     """(keywords, labels) recorded on a document."""
     return _terms_with(doc, b"K"), _terms_with(doc, b"L")
@@ -121,20 +117,17 @@ class ShardWriters:
         self.changed += 1
         return True
 
-    def add_list_ids(self, num: int, lids: list[str]) -> None:
-        """Merge a second copy's List-Ids into a document (G and XL terms), as lei does."""
+    def merge_terms(self, num: int, extra: bytes) -> None:
+        """Add another copy's terms (its List-Ids, as lei does when it attaches a copy)."""
         doc = self.get(num)
-        new = [lid for lid in lids if not _has_term(doc, "G" + lid)] if doc is not None else []
-        if not new:
+        if doc is None or not extra:
             return
-        tg = xapian.TermGenerator()
-        tg.set_stemmer(xapian.Stem("english"))
-        tg.set_document(doc)
-        tg.set_termpos(doc.termlist_count() + 100)
-        for lid in new:
-            doc.add_boolean_term("G" + lid)
-            tg.index_text(lid, 1, "XL")
-            tg.increase_termpos()
+        for t in xapian.Document.unserialise(extra).termlist():
+            positions = list(t.positer)
+            for pos in positions:
+                doc.add_posting(t.term, pos, 1)
+            if not positions:
+                doc.add_term(t.term, t.wdf)
         self.shard_of(num).replace_document(num, doc)
 
     def commit(self) -> int:
@@ -215,9 +208,9 @@ class ShardProcesses:
                    add_kw=sorted(add_kw), remove_kw=sorted(remove_kw),
                    add_labels=sorted(add_labels), remove_labels=sorted(remove_labels))
 
-    def add_list_ids(self, num: int, lids: list[str]) -> None:
-        if lids:
-            self._send(num, "add_list_ids", num, lids)
+    def merge_terms(self, num: int, extra: bytes) -> None:
+        if extra:
+            self._send(num, "merge_terms", num, extra)
 
     def commit(self) -> int:
         self._send(None, "commit")

@@ -286,7 +286,7 @@ class Writer:
             self.stats.attached += 1
             for num in matches:
                 self.over.add_xref(num, a.oidbin)
-                self.shards.add_list_ids(num, a.lids)
+                self.shards.merge_terms(num, a.list_terms)
                 self.shards.update_volatile(num, add_kw=keywords, add_labels=self.add_labels)
             return
         self.stats.added += 1

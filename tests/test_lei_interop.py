@@ -120,7 +120,35 @@ def test_dedup_outcome_equals_leis(stores):
     assert set(sql(ours, "SELECT mid FROM msgid")) >= set(sql(lei.store, "SELECT mid FROM msgid"))
 
 
+def _lei_docs(store: Path) -> dict[frozenset[str], dict[str, int]]:
+    """Every message's Xapian terms and wdf (without keywords/labels), keyed by its set of blobs."""
+    import xapian
+
+    db = xapian.Database(str(store / "ei15" / "0"))
+    groups = defaultdict(set)
+    for docid, oid in xref3(store):
+        groups[docid].add(oid)
+    docs = {}
+    for docid, oids in groups.items():
+        terms = {t.term.decode("utf-8", "replace"): t.wdf for t in db.termlist(docid)
+                 if not t.term.startswith((b"K", b"L"))}
+        docs[frozenset(oids)] = terms
+    return docs
+
+
+def test_xapian_documents_equal_leis(stores):
+    """Same terms with the same wdf for every message, attached copies' List-Ids included."""
+    ours, lei, _reader, _ = stores
+    renames = headerless_renames(lei.store)
+    theirs = {frozenset(renames.get(o, o) for o in k): v for k, v in _lei_docs(lei.store).items()}
+    mine = _lei_docs(ours)
+    assert set(mine) == set(theirs)
+    bad = [sorted(k)[0] for k in mine if mine[k] != theirs[k]]
+    assert not bad, f"{len(bad)} documents differ, e.g. blob {bad[0]}"
+
+
 def test_lei_can_write_into_our_store(stores, tmp_path):
+    """Runs last in this module: it changes the shared store."""
     ours, _lei, reader, corpus = stores
     msg = b"From: New <new@example.org>\nSubject: added by real lei\nMessage-ID: <by-lei@example.org>\n\nhello\n"
     (tmp_path / "n.eml").write_bytes(msg)
