@@ -27,7 +27,7 @@ class Analysed(msgspec.Struct, frozen=True):
     chash: bytes
     mids: list[str]  # index ids, or the synthetic id of a draft
     refs: list[str]  # threading references
-    list_terms: bytes  # serialised G/XL terms of this copy's List-Ids, merged in when it is attached
+    list_ids: list[str]  # raw List-Id values: their terms are merged in if this copy is attached
     ts: int
     ts_tz: str
     ds: int
@@ -53,11 +53,16 @@ def _termgenerator() -> xapian.TermGenerator:
     return new_termgenerator()
 
 
-def _list_terms(msg) -> bytes:
+def list_id_terms(list_ids: list[str]) -> bytes:
+    """The serialised G/XL terms lei adds to a message when another copy with these List-Ids
+    is attached to it (rare, so built only then)."""
+    from .message import Message
     from .terms import index_copy_list_ids
 
+    if not list_ids:
+        return b""
     doc = xapian.Document()
-    index_copy_list_ids(doc, msg)
+    index_copy_list_ids(doc, Message(b"".join(b"List-Id: %s\n" % v.encode("latin-1") for v in list_ids) + b"\n"))
     return doc.serialise() if doc.termlist_count() else b""
 
 
@@ -106,7 +111,7 @@ def analyse(raw: bytes, now: int | None = None) -> Analysed:
                      oidbin.hex(), mid0, crlf_bytes(blob), attempt("lines", lambda: body_lines(msg), 0))
     return Analysed(
         oidbin=oidbin, blob=blob, chash=chash, mids=mids, refs=refs,
-        list_terms=attempt("list-id", lambda: _list_terms(msg), b""),
+        list_ids=attempt("list-id", lambda: msg.header_raw("List-Id"), []),
         ts=ts, ts_tz=ts_tz, ds=ds, ds_tz=ds_tz,
         author=attempt("author", lambda: author_ident(msg), ("", "")),
         subject=attempt("subject", lambda: commit_subject(msg), "(no subject)"),

@@ -122,12 +122,12 @@ class ShardWriters:
         doc = self.get(num)
         if doc is None or not extra:
             return
-        for t in xapian.Document.unserialise(extra).termlist():
-            positions = list(t.positer)
+        copy = xapian.Document.unserialise(extra)  # keep a reference: its termlist points into it
+        for term, wdf, positions in [(t.term, t.wdf, list(t.positer)) for t in copy.termlist()]:
             for pos in positions:
-                doc.add_posting(t.term, pos, 1)
+                doc.add_posting(term, pos, 1)
             if not positions:
-                doc.add_term(t.term, t.wdf)
+                doc.add_term(term, wdf)
         self.shard_of(num).replace_document(num, doc)
 
     def commit(self) -> int:

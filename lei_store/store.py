@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Iterator
 import msgspec
 
 from . import epochs, overview, searchindex
-from .analysis import Analysed, analyse
+from .analysis import Analysed, analyse, list_id_terms
 from .errors import InputError, LeiStoreError, NotAStoreError
 from .importers import Item, Source
 from .locks import locked
@@ -286,7 +286,7 @@ class Writer:
             self.stats.attached += 1
             for num in matches:
                 self.over.add_xref(num, a.oidbin)
-                self.shards.merge_terms(num, a.list_terms)
+                self.shards.merge_terms(num, list_id_terms(a.list_ids))
                 self.shards.update_volatile(num, add_kw=keywords, add_labels=self.add_labels)
             return
         self.stats.added += 1

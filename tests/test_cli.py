@@ -1,0 +1,69 @@
+"""The command line: help on every subcommand, progress only on a terminal, store discovery."""
+
+import io
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from lei_store.progress import Progress
+
+COMMANDS = ["init", "import", "q", "ls-label", "blob"]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_every_subcommand_has_help(cmd):
+    out = run_cli(cmd, "--help").stdout.decode()
+    assert out.startswith("usage: lei-store") and "--store" in out
+
+
+def test_progress_draws_only_when_enabled():
+    s = io.StringIO()
+    p = Progress("importing", 10, enabled=True, stream=s)
+    p._last = 0  # draw on the next advance
+    p.advance(5)
+    p.close()
+    assert "\rimporting: [" in s.getvalue() and "5/10" in s.getvalue()
+    quiet = io.StringIO()
+    Progress("importing", 10, enabled=False, stream=quiet).advance(10)
+    assert quiet.getvalue() == ""
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(sample_corpus, tmp_path):
+    r = run_cli("import", "--store", str(tmp_path / "s"), f"mboxrd:{sample_corpus / 'sample.mboxrd'}")
+    assert b"\r" not in r.stderr and b"messages read" in r.stderr
+
+
+def test_progress_bar_on_a_terminal(sample_corpus, tmp_path):
+    """Under a pseudo-terminal the import draws a progress line on stderr."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(sys.executable, [sys.executable, "-m", "lei_store", "import", "--store", str(tmp_path / "s"),
+                                  f"mboxrd:{sample_corpus / 'sample.mboxrd'}"])
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.waitpid(pid, 0)
+    assert b"\rimporting: " in out and b"messages read" in out
+
+
+def test_store_found_like_lei(tmp_path, monkeypatch):
+    """Without --store: leistore.dir from lei's config, else $XDG_DATA_HOME/lei/store."""
+    msg = tmp_path / "m.eml"
+    msg.write_bytes(b"From: a@b\nSubject: x\nMessage-ID: <x@y>\n\nbody\n")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    run_cli("import", "-q", str(msg))
+    assert (tmp_path / "data" / "lei" / "store" / "ei15" / "over.sqlite3").exists()
+    run_cli("init", str(tmp_path / "chosen"))  # records leistore.dir, as `lei init DIR`
+    run_cli("import", "-q", str(msg))
+    assert (tmp_path / "chosen" / "local" / "0.git").exists()
