@@ -84,18 +84,35 @@ def cmd_blob(args) -> int:
 
     store = Store.open(_store_dir(args))
     for oid in args.oids:
-        data = store.read_blob(oid) if len(oid) == 40 else _read_abbrev(store, oid)
+        data = store.find_blob(oid)
         if data is None:
-            raise LeiStoreError(f"blob {oid} not found in {store.layout.all_git}")
+            raise LeiStoreError(f"blob {oid} not found in {store.layout.all_git} nor in synced Maildirs")
         sys.stdout.buffer.write(data)
     return 0
 
 
-def _read_abbrev(store, oid: str) -> bytes | None:
-    try:
-        return store.repo().revparse_single(oid).read_raw()
-    except (KeyError, ValueError):
-        return None
+def cmd_lcat(args) -> int:
+    """Messages by Message-ID (<id>, mid:id) or blob:OID, with their keywords and labels."""
+    from . import output
+    from .search import Reader
+    from .store import Store
+
+    store = Store.open(_store_dir(args))
+    reader = Reader(store.root)
+    hits = []
+    for arg in args.ids:
+        if arg.startswith("blob:"):
+            hits += reader.by_blob(arg[5:], store)
+            continue
+        mid = arg[4:] if arg.startswith("mid:") else arg
+        hits += list(reader.search(f'mid:"{mid.strip().strip("<>")}"', dedupe="none"))
+    if not hits:
+        raise LeiStoreError(f"no message found for {' '.join(args.ids)}")
+    if args.format == "text":
+        output.write_text(hits, sys.stdout.buffer, store.read_blob)
+    else:
+        output.write_json(hits, args.format, sys.stdout.buffer, pretty=args.pretty)
+    return 0
 
 
 def cmd_q(args) -> int:
@@ -190,6 +207,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--offset", type=int, default=0)
     s.add_argument("--stdin", action="store_true", help="read the query from standard input")
     s.set_defaults(func=cmd_q)
+
+    s = sub.add_parser("lcat", parents=[common], help="show messages by Message-ID or blob:OID",
+                       description="Print messages given as <Message-ID>, mid:ID or blob:OID, with comment "
+                       "lines for their blob, keywords and labels (or as JSON).")
+    s.add_argument("ids", nargs="+", metavar="ID")
+    s.add_argument("-f", "--format", default="text", choices=["text", "json", "jsonl", "ldjson", "ndjson", "concatjson"])
+    s.add_argument("--pretty", action="store_true")
+    s.set_defaults(func=cmd_lcat)
 
     s = sub.add_parser("ls-label", parents=[common], help="list every label in use")
     s.set_defaults(func=cmd_ls_label)

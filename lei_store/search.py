@@ -25,20 +25,20 @@ SORTS = ("received", "relevance", "docid")
 DEDUPES = ("content", "oid", "mid", "none")
 
 
-class Result(msgspec.Struct, omit_defaults=True):
-    """One search result as lei q prints it (keys in lei's sorted order)."""
+class Result(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """One search result as lei q prints it (keys in lei's sorted order; "s" even when empty)."""
 
     L: list[str] | None = None
-    blob: str = ""
+    blob: str
     c: list[tuple[str | None, str | None]] | None = None
-    dt: str = ""
+    dt: str
     f: list[tuple[str | None, str | None]] | None = None
     kw: list[str] | None = None
     m: str | None = None
     pct: int | None = None
     refs: list[str] | None = None
-    rt: str = ""
-    s: str = ""
+    rt: str
+    s: str
     t: list[tuple[str | None, str | None]] | None = None
 
 
@@ -80,11 +80,10 @@ def _volatile(doc: xapian.Document) -> tuple[list[str], list[str]]:
         found = []
         tl = doc.termlist()
         try:
-            tl.skip_to(prefix)
-            for t in tl:
-                if not t.term.startswith(prefix):
-                    break
+            t = tl.skip_to(prefix)  # returns the term it lands on; iteration continues after it
+            while t.term.startswith(prefix):
                 found.append(t.term[1:].decode("utf-8", "replace"))
+                t = next(tl)
         except StopIteration:
             pass
         out.append(found)
@@ -185,6 +184,22 @@ class Reader:
                 done.add(n)
                 kws, labels = _volatile(self.db.get_document(self.docid_of(n)))
                 yield Hit(rows[n], kws, labels, pct_of.get(n))
+
+    def by_blob(self, oid: str, store=None) -> list[Hit]:
+        """The message holding a blob (full or abbreviated OID), as a hit with pct 100."""
+        if len(oid) < 40 and store is not None:
+            try:
+                oid = str(store.repo().revparse_single(oid).id)
+            except (KeyError, ValueError):
+                return []
+        nums = [d for (d,) in self.over.execute("SELECT docid FROM xref3 WHERE oidbin = ?", (bytes.fromhex(oid),))]
+        rows = self.rows(nums)
+        hits = []
+        for num in nums:
+            if num in rows:
+                kws, labels = self.volatile(num)
+                hits.append(Hit(rows[num], kws, labels, 100))
+        return hits
 
     def volatile(self, num: int) -> tuple[list[str], list[str]]:
         try:

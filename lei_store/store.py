@@ -115,6 +115,47 @@ class Store:
         except KeyError:
             return None
 
+    def find_blob(self, oid: str) -> bytes | None:
+        """A blob by full or abbreviated OID: from git, else from a synced Maildir file whose
+        content still hashes to it (as lei blob does)."""
+        import pygit2
+
+        try:
+            if len(oid) == 40:
+                data = self.read_blob(oid)
+            else:
+                data = self.repo().revparse_single(oid).read_raw()
+        except (KeyError, ValueError, pygit2.GitError):
+            data = None
+        if data is None and len(oid) == 40:
+            data = self._blob_from_maildirs(bytes.fromhex(oid))
+        return data
+
+    def _blob_from_maildirs(self, oidbin: bytes) -> bytes | None:
+        from .analysis import git_oid
+
+        if not self.layout.mail_sync.exists():
+            return None
+        ms = MailSync(self.layout.mail_sync, self.layout.mail_sync_lock, readonly=True)
+        try:
+            rows = ms.db.execute("SELECT f.loc, b.name FROM blob2name b JOIN folders f ON f.fid = b.fid "
+                                 "WHERE b.oidbin = ?", (oidbin,)).fetchall()
+        finally:
+            ms.db.close()
+        for loc, name in rows:
+            loc, name = bytes(loc).decode("utf-8", "surrogateescape"), bytes(name).decode("utf-8", "surrogateescape")
+            if not loc.startswith("maildir:"):
+                continue
+            subdirs = ("cur", "new") if ":2," in name else ("new", "cur")
+            for sub in subdirs:
+                try:
+                    data = Path(loc[8:], sub, name).read_bytes()
+                except OSError:
+                    continue
+                if git_oid(data) == oidbin:
+                    return data
+        return None
+
     def writer(self, **options) -> "Writer":
         return Writer(self, **options)
 
