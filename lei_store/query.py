@@ -118,7 +118,12 @@ def rewrite_dates(text: str) -> str:
 
 @cache
 def approxidate(expr: str) -> int:
-    """git's approxidate, by asking git itself (lei does the same), in the local time zone."""
+    """git's approxidate, by asking git itself (lei does the same), in the local time zone.
+    git reads any garbage as "now"; its careful parser (expiry dates) tells us it was garbage."""
+    check = subprocess.run(["git", "-c", f"lei-store.date={expr}", "config", "--type=expiry-date",
+                            "lei-store.date"], capture_output=True, text=True)
+    if check.returncode != 0:
+        raise QueryError(f"cannot understand the date {expr!r}")
     r = subprocess.run(["git", "rev-parse", f"--since={expr}"], capture_output=True, text=True)
     m = re.match(r"--max-age=(\d+)", r.stdout.strip())
     if r.returncode != 0 or not m:

@@ -124,32 +124,34 @@ class Reader:
 
     def _mset(self, query: xapian.Query, sort: str, reverse: bool, offset: int, limit: int,
               threads: bool) -> xapian.MSet:
-        for attempt in range(10):  # a writer may commit under us: reopen and retry, as lei does
-            try:
-                enq = xapian.Enquire(self.db)
-                enq.set_query(query)
-                if threads or sort == "docid":
-                    enq.set_docid_order(xapian.Enquire.ASCENDING if reverse and not threads
-                                        else xapian.Enquire.DESCENDING)
-                elif sort == "relevance":
-                    enq.set_sort_by_relevance_then_value(0, not reverse)
-                else:
-                    enq.set_sort_by_value_then_relevance(0, not reverse)
-                return enq.get_mset(offset, limit, 0)
-            except xapian.DatabaseModifiedError:
-                self.db.reopen()
-        raise QueryError("the index kept changing while searching; try again")
+        enq = xapian.Enquire(self.db)
+        enq.set_query(query)
+        if threads or sort == "docid":
+            enq.set_docid_order(xapian.Enquire.ASCENDING if reverse and not threads
+                                else xapian.Enquire.DESCENDING)
+        elif sort == "relevance":
+            enq.set_sort_by_relevance_then_value(0, not reverse)
+        else:
+            enq.set_sort_by_value_then_relevance(0, not reverse)
+        return enq.get_mset(offset, limit, 0)
 
     def search(self, query: str, *, sort: str = "received", reverse: bool = False, offset: int = 0,
                limit: int = 10000, threads: bool = False, dedupe: str = "content") -> Iterator[Hit]:
         """Run a query now (errors raise here) and return its hits as an iterator."""
         from .query import parse
 
-        mset = self._mset(parse(self.db, query), sort, reverse, offset, limit, threads)
-        matches = [(self.num_of(m.docid), min(m.percent, 99), m.document) for m in mset]
-        return self._deduped(self._threads(matches) if threads else self._hits(matches), dedupe)
+        parsed = parse(self.db, query)
+        for _attempt in range(10):  # a writer may commit under us: reopen and retry, as lei does
+            try:
+                mset = self._mset(parsed, sort, reverse, offset, limit, threads)
+                matches = [(self.num_of(m.docid), min(m.percent, 99), m.document) for m in mset]
+                hits = list(self._threads(matches) if threads else self._hits(matches))
+                return self._deduped(hits, dedupe)
+            except xapian.DatabaseModifiedError:
+                self.db.reopen()
+        raise QueryError("the index kept changing while searching; try again")
 
-    def _deduped(self, hits: Iterator[Hit], dedupe: str) -> Iterator[Hit]:
+    def _deduped(self, hits: list[Hit], dedupe: str) -> Iterator[Hit]:
         seen: set = set()
         for hit in hits:
             key = _dedupe_key(hit.row, dedupe)

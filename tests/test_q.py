@@ -1,0 +1,130 @@
+"""lei-store q on the sample corpus: output formats, options, bad queries, reading during an import."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from lei_store.importers.mbox import read_mbox_path
+from storecheck import blob_oid, over_rows
+
+
+@pytest.fixture(scope="module")
+def store(sample_corpus, tmp_path_factory) -> Path:
+    s = tmp_path_factory.mktemp("q") / "store"
+    run_cli("import", "--store", str(s), "-q", "+L:sample", str(sample_corpus / "maildir"))
+    return s
+
+
+def q(store: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run_cli("q", "--store", str(store), *args, check=check)
+
+
+def jsonl(store: Path, *args: str) -> list[dict]:
+    return [json.loads(x) for x in q(store, "-f", "jsonl", *args).stdout.decode().splitlines()]
+
+
+def test_json_flavours_agree(store):
+    lines = jsonl(store, "s:scrub")
+    assert lines and all(r["s"] and r["blob"] and r["L"] == ["sample"] for r in lines)
+    arr = json.loads(q(store, "-f", "json", "s:scrub").stdout)
+    assert arr[-1] is None and arr[:-1] == lines
+    pretty = q(store, "-f", "json", "--pretty", "s:scrub").stdout.decode()
+    assert pretty.startswith("[{\n  \"L\": [\"sample\"],\n  \"blob\": ") and json.loads(pretty)[:-1] == lines
+    concat = q(store, "-f", "concatjson", "s:scrub").stdout.decode()
+    assert [json.loads(x) for x in concat.splitlines()] == lines
+    assert json.loads(q(store, "-f", "json", "s:nosuchwordanywhere").stdout) == [None]
+
+
+def test_sorting_limits_and_offsets(store):
+    all_ = jsonl(store, "z:1..")
+    assert [r["rt"] for r in all_] == sorted((r["rt"] for r in all_), reverse=True)
+    rev = jsonl(store, "-r", "z:1..")
+    assert [r["rt"] for r in rev] == sorted(r["rt"] for r in rev)
+    assert jsonl(store, "-n", "5", "--offset", "3", "z:1..") == all_[3:8]
+    assert len(jsonl(store, "--sort=relevance", "s:scrub")) == len(jsonl(store, "s:scrub"))
+    assert len(jsonl(store, "--sort=docid", "z:1..")) == len(all_)
+
+
+def test_threads_bring_whole_threads(store):
+    hits = jsonl(store, "--dedupe=none", "s:scrub")
+    threads = jsonl(store, "--dedupe=none", "-t", "s:scrub")
+    assert {r["blob"] for r in hits} < {r["blob"] for r in threads}
+    assert any("pct" not in r for r in threads)  # thread members that did not match themselves
+
+
+def test_dedupe_modes(store):
+    counts = {m: len(jsonl(store, f"--dedupe={m}", "z:1..")) for m in ("none", "oid", "mid", "content")}
+    assert counts["none"] == len(over_rows(store))
+    assert counts["mid"] <= counts["content"] <= counts["none"]
+
+
+def test_text_and_summary(store):
+    text = q(store, "-f", "text", "-n", "2", "s:scrub").stdout.decode()
+    assert re.match(r"# blob:[0-9a-f]{40} pct:\d+\n", text) and "\nSubject: " in text
+    summary = q(store, "-f", "summary", "-n", "3", "s:scrub").stdout.decode().splitlines()
+    assert len(summary) == 3 and re.match(r"\d{4}-\d\d-\d\d  ", summary[0])
+
+
+def test_mail_outputs(store, tmp_path):
+    want = {r["blob"] for r in jsonl(store, "--dedupe=none", "kw:flagged")}
+    q(store, "--dedupe=none", "-o", str(tmp_path / "md"), "kw:flagged")
+    files = list((tmp_path / "md" / "cur").iterdir())
+    assert len(files) == len(want) and all(f.name.endswith(":2,FS") or ":2,F" in f.name for f in files)
+    assert {blob_oid(f.read_bytes()) for f in files} == want  # bytes exactly as stored
+    q(store, "-o", str(tmp_path / "md"), "--augment", "s:scrub")
+    assert len(list((tmp_path / "md" / "cur").iterdir())) > len(files)
+    q(store, "-o", str(tmp_path / "md"), "kw:flagged")  # without --augment the Maildir is replaced
+    assert len(list((tmp_path / "md" / "cur").iterdir())) <= len(files)
+    for fmt in ("mboxrd", "mboxo", "mboxcl", "mboxcl2"):
+        box = tmp_path / f"out.{fmt}"
+        q(store, "--dedupe=none", "-o", f"{fmt}:{box}", "kw:flagged")
+        items = list(read_mbox_path(box, fmt))
+        assert len(items) == len(want)
+        assert all(i.keywords and {"flagged", "seen"} <= i.keywords for i in items)
+    out = q(store, "-f", "mboxrd", "-n", "1", "s:scrub").stdout
+    assert out.startswith(b"From ") and b"\nSubject: " in out
+
+
+@pytest.mark.parametrize("query,message", [
+    ("s:(scrub", "unbalanced parenthesis"),
+    ("zz:scrub", "unknown search prefix zz:"),
+    ("d:not-a-date..", "cannot understand the date"),
+    ('s:"open phrase', "unbalanced double quote"),
+])
+def test_bad_queries(store, query, message):
+    r = q(store, query, check=False)
+    err = r.stderr.decode()
+    assert r.returncode != 0 and r.stdout == b""
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_stdin_query_with_quotes_and_dates(store):
+    r = run_cli("q", "--store", str(store), "-f", "jsonl", "--stdin", input=b's:"speed question" AND d:2024-03-01..2024-03-31')
+    assert r.stdout and all("peed question" in json.loads(x)["s"] for x in r.stdout.decode().splitlines())
+
+
+def test_readers_work_while_an_import_runs(sample_corpus, tmp_path):
+    """q takes no lock and opens everything read-only: it answers during a long import."""
+    s = tmp_path / "store"
+    run_cli("import", "--store", str(s), "-q", str(sample_corpus / "maildir"))
+    box = tmp_path / "big.mbox"
+    data = (sample_corpus / "sample.mboxrd").read_bytes()
+    box.write_bytes(b"".join(data.replace(b"@example.org>", b".%d@example.org>" % i) for i in range(8)))
+    writer = subprocess.Popen([sys.executable, "-m", "lei_store", "import", "--store", str(s), "-q",
+                               "--batch-size", "100", "-j", "1", f"mboxrd:{box}"], stderr=subprocess.PIPE)
+    counts, deadline = [], time.monotonic() + 120
+    while writer.poll() is None and time.monotonic() < deadline:
+        r = run_cli("q", "--store", str(s), "-f", "jsonl", "--dedupe=none", "z:1..", check=False)
+        assert r.returncode == 0, r.stderr.decode()
+        counts.append(len(r.stdout.splitlines()))
+    assert writer.wait(timeout=120) == 0, writer.stderr.read().decode()
+    assert len(counts) >= 2 and counts == sorted(counts)  # never fewer results than before
