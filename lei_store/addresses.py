@@ -12,9 +12,8 @@ address is kept, parsing stops at the first element it cannot make sense of.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import NamedTuple
-
-from . import mime as _mime
 
 # --- RFC 2047 -------------------------------------------------------------
 
@@ -30,6 +29,8 @@ _B64_PAD_SPLIT = re.compile(r"(?<==)(?=[^=])")
 
 
 def _decode_word(charset: str, enc: str, text: str) -> str | None:
+    from . import mime as _mime  # lazy: readers (q) rarely decode encoded words
+
     codec = _mime.mime_header_codec(charset)
     if codec is None:
         return None
@@ -378,6 +379,7 @@ def raw_emails(value: str) -> list[str]:
     return [a.address for a in parse_addresses(value) if a.address]
 
 
+@lru_cache(maxsize=1 << 16)  # search output repeats the same lists' addresses thousands of times
 def split_addresses(value: str) -> list[tuple[str | None, str | None]]:
     """[(name, address)] for JSON f/t/c: name = phrase, else comment, else None (§9.5).
 

@@ -16,6 +16,7 @@ import msgspec
 import xapian
 
 from . import searchindex
+from .blobs import git_oid
 from .overview import encode_ddd
 
 
@@ -38,11 +39,6 @@ class Analysed(msgspec.Struct, frozen=True):
     ddd: bytes
     doc: bytes  # xapian.Document.serialise()
     problem: str = ""  # what could not be parsed, if anything
-
-
-def git_oid(blob: bytes) -> bytes:
-    """The git blob SHA-1 of some bytes."""
-    return hashlib.sha1(b"blob %d\0" % len(blob) + blob).digest()
 
 
 @functools.cache

@@ -79,14 +79,22 @@ def _report(stats, args) -> None:
               f"({stats.seconds:.1f}s, {rate:.0f} msgs/s)", file=sys.stderr)
 
 
-def cmd_blob(args) -> int:
-    from .store import Store
+def _layout(args):
+    """The store to read: readers never create one and never import the writer."""
+    from .paths import existing_store
 
-    store = Store.open(_store_dir(args))
+    return existing_store(_store_dir(args))
+
+
+def cmd_blob(args) -> int:
+    from .blobs import BlobReader
+
+    layout = _layout(args)
+    blobs = BlobReader(layout)
     for oid in args.oids:
-        data = store.find_blob(oid)
+        data = blobs.find(oid)
         if data is None:
-            raise LeiStoreError(f"blob {oid} not found in {store.layout.all_git} nor in synced Maildirs")
+            raise LeiStoreError(f"blob {oid} not found in {layout.all_git} nor in synced Maildirs")
         sys.stdout.buffer.write(data)
     return 0
 
@@ -94,22 +102,23 @@ def cmd_blob(args) -> int:
 def cmd_lcat(args) -> int:
     """Messages by Message-ID (<id>, mid:id) or blob:OID, with their keywords and labels."""
     from . import output
+    from .blobs import BlobReader
     from .search import Reader
-    from .store import Store
 
-    store = Store.open(_store_dir(args))
-    reader = Reader(store.root)
+    layout = _layout(args)
+    blobs = BlobReader(layout)
+    reader = Reader(layout.root)
     hits = []
     for arg in args.ids:
         if arg.startswith("blob:"):
-            hits += reader.by_blob(arg[5:], store)
+            hits += reader.by_blob(arg[5:], blobs)
             continue
         mid = arg[4:] if arg.startswith("mid:") else arg
         hits += list(reader.search(f'mid:"{mid.strip().strip("<>")}"', dedupe="none"))
     if not hits:
         raise LeiStoreError(f"no message found for {' '.join(args.ids)}")
     if args.format == "text":
-        output.write_text(hits, sys.stdout.buffer, store.read_blob)
+        output.write_text(hits, sys.stdout.buffer, blobs.read)
     else:
         output.write_json(hits, args.format, sys.stdout.buffer, pretty=args.pretty)
     return 0
@@ -117,27 +126,28 @@ def cmd_lcat(args) -> int:
 
 def cmd_q(args) -> int:
     from . import output, query
+    from .blobs import BlobReader
     from .search import Reader
-    from .store import Store
 
     text = query.rewrite_dates(sys.stdin.read()) if args.stdin else query.from_argv(args.query)
     if not text.strip():
         raise LeiStoreError("no query given (use z:1.. to match everything)")
-    store = Store.open(_store_dir(args))
-    reader = Reader(store.root)
+    layout = _layout(args)
+    read_blob = BlobReader(layout).read
+    reader = Reader(layout.root)
     hits = reader.search(text, sort=args.sort, reverse=args.reverse, offset=args.offset,
                          limit=args.limit, threads=args.threads, dedupe=args.dedupe)
     fmt = args.format
     out = sys.stdout.buffer
     if args.output and args.output != "-":
         ofmt, dest = output.parse_output(args.output)
-        output.write_mail(hits, fmt if fmt in output.MAIL_FORMATS else ofmt, dest, store.read_blob, args.augment)
+        output.write_mail(hits, fmt if fmt in output.MAIL_FORMATS else ofmt, dest, read_blob, args.augment)
     elif fmt in output.MAIL_FORMATS:
         if fmt == "maildir":
             raise LeiStoreError("-f maildir needs -o DIR")
-        output.write_mail(hits, fmt, None, store.read_blob, False, stream=out)
+        output.write_mail(hits, fmt, None, read_blob, False, stream=out)
     elif fmt == "text":
-        output.write_text(hits, out, store.read_blob)
+        output.write_text(hits, out, read_blob)
     elif fmt == "summary":
         output.write_summary(hits, out)
     else:
@@ -148,9 +158,8 @@ def cmd_q(args) -> int:
 
 def cmd_ls_label(args) -> int:
     from .search import Reader
-    from .store import Store
 
-    for label in Reader(Store.open(_store_dir(args)).root).all_labels():
+    for label in Reader(_layout(args).root).all_labels():
         print(label)
     return 0
 

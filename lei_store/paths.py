@@ -126,3 +126,15 @@ class Layout:
 
     def is_store(self) -> bool:
         return self.ei.is_dir() and self.all_git.is_dir()
+
+
+def existing_store(root: Path) -> Layout:
+    """The layout of a store that must already exist (for readers, which never create one)."""
+    from .errors import NotAStoreError
+
+    layout = Layout(Path(root).absolute())
+    if layout.is_store():
+        return layout
+    if not layout.root.exists():
+        raise NotAStoreError(f"{layout.root}: no store here (run `lei-store init {layout.root}`)")
+    raise NotAStoreError(f"{layout.root}: not a lei store (no ALL.git/ and ei15/)")

@@ -74,20 +74,33 @@ def _open_xapian(layout: Layout) -> xapian.Database:
 
 
 def _volatile(doc: xapian.Document) -> tuple[list[str], list[str]]:
-    """K and L terms, found with skip_to rather than a full termlist walk."""
-    out = []
+    """K and L terms of one document, with one termlist and skip_to rather than a full walk."""
+    out: dict[bytes, list[str]] = {b"K": [], b"L": []}
+    tl = doc.termlist()
     for prefix in (b"K", b"L"):
-        found = []
-        tl = doc.termlist()
         try:
             t = tl.skip_to(prefix)  # returns the term it lands on; iteration continues after it
             while t.term.startswith(prefix):
-                found.append(t.term[1:].decode("utf-8", "replace"))
+                out[prefix].append(t.term[1:].decode("utf-8", "replace"))
                 t = next(tl)
         except StopIteration:
-            pass
-        out.append(found)
-    return out[0], out[1]
+            break
+    return out[b"K"], out[b"L"]
+
+
+MANY_HITS = 200  # above this, read keywords/labels from their posting lists instead of per document
+
+
+def _volatile_index(db: xapian.Database) -> dict[int, tuple[list[str], list[str]]]:
+    """docid -> (keywords, labels) for every document that has any: one pass over the K and L
+    posting lists, far cheaper than opening thousands of termlists."""
+    index: dict[int, tuple[list[str], list[str]]] = {}
+    for slot, prefix in ((0, "K"), (1, "L")):
+        for t in db.allterms(prefix):
+            name = t.term[1:].decode("utf-8", "replace")
+            for p in db.postlist(t.term):
+                index.setdefault(p.docid, ([], []))[slot].append(name)
+    return index
 
 
 class Reader:
@@ -99,6 +112,7 @@ class Reader:
         self.db = _open_xapian(self.layout)
         self.over = sqlite3.connect(f"file:{self.layout.over}?mode=ro", uri=True)
         self.over.execute("PRAGMA busy_timeout = 30000")
+        self._vindex: dict | None = None
 
     def close(self) -> None:
         self.db.close()
@@ -144,7 +158,8 @@ class Reader:
         for _attempt in range(10):  # a writer may commit under us: reopen and retry, as lei does
             try:
                 mset = self._mset(parsed, sort, reverse, offset, limit, threads)
-                matches = [(self.num_of(m.docid), min(m.percent, 99), m.document) for m in mset]
+                self._vindex = _volatile_index(self.db) if mset.size() > MANY_HITS or threads else None
+                matches = [(self.num_of(m.docid), min(m.percent, 99), m.docid) for m in mset]
                 hits = list(self._threads(matches) if threads else self._hits(matches))
                 return self._deduped(hits, dedupe)
             except xapian.DatabaseModifiedError:
@@ -161,11 +176,17 @@ class Reader:
                 seen.add(key)
             yield hit
 
+    def _volatile_of(self, docid: int) -> tuple[list[str], list[str]]:
+        if self._vindex is not None:
+            kws, labels = self._vindex.get(docid, ([], []))
+            return sorted(kws), sorted(labels)
+        return _volatile(self.db.get_document(docid))
+
     def _hits(self, matches) -> Iterator[Hit]:
         rows = self.rows([n for n, _, _ in matches])
-        for num, pct, doc in matches:
+        for num, pct, docid in matches:
             if num in rows:
-                kws, labels = _volatile(doc)
+                kws, labels = self._volatile_of(docid)
                 yield Hit(rows[num], kws, labels, pct)
 
     def _threads(self, matches) -> Iterator[Hit]:
@@ -184,14 +205,14 @@ class Reader:
                 if n in done or n not in rows:
                     continue
                 done.add(n)
-                kws, labels = _volatile(self.db.get_document(self.docid_of(n)))
+                kws, labels = self._volatile_of(self.docid_of(n))
                 yield Hit(rows[n], kws, labels, pct_of.get(n))
 
-    def by_blob(self, oid: str, store=None) -> list[Hit]:
+    def by_blob(self, oid: str, blobs=None) -> list[Hit]:
         """The message holding a blob (full or abbreviated OID), as a hit with pct 100."""
-        if len(oid) < 40 and store is not None:
+        if len(oid) < 40 and blobs is not None:
             try:
-                oid = str(store.repo().revparse_single(oid).id)
+                oid = str(blobs.repo().revparse_single(oid).id)
             except (KeyError, ValueError):
                 return []
         nums = [d for (d,) in self.over.execute("SELECT docid FROM xref3 WHERE oidbin = ?", (bytes.fromhex(oid),))]

@@ -23,11 +23,12 @@ import msgspec
 
 from . import epochs, overview, searchindex
 from .analysis import Analysed, analyse, list_id_terms
+from .blobs import BlobReader
 from .errors import InputError, LeiStoreError, NotAStoreError
 from .importers import Item, Source
 from .locks import locked
 from .mailsync import MailSync, maildir_loc
-from .paths import Layout, default_store_dir, new_store_shard_count
+from .paths import Layout, default_store_dir, existing_store, new_store_shard_count
 
 
 class ImportStats(msgspec.Struct):
@@ -48,7 +49,7 @@ class Store:
 
     def __init__(self, root: Path):
         self.layout = Layout(Path(root).absolute())
-        self._repo = None
+        self._blobs: BlobReader | None = None
 
     @property
     def root(self) -> Path:
@@ -80,81 +81,33 @@ class Store:
         """Open an existing store; with create=True make it when the directory is absent or empty."""
         store = cls(root or default_store_dir())
         lay = store.layout
-        if lay.is_store():
-            return store
-        if create and (not lay.root.exists() or (lay.root.is_dir() and not any(lay.root.iterdir()))):
+        if not lay.is_store() and create and (
+                not lay.root.exists() or (lay.root.is_dir() and not any(lay.root.iterdir()))):
             return cls.create(lay.root)
-        if not lay.root.exists():
-            raise NotAStoreError(f"{lay.root}: no store here (run `lei-store init {lay.root}`)")
-        raise NotAStoreError(f"{lay.root}: not a lei store (no ALL.git/ and ei15/)")
+        existing_store(lay.root)
+        return store
 
     # -- reading ----------------------------------------------------------
-    def repo(self):
-        """pygit2 view of ALL.git, which reaches every epoch through alternates."""
-        import pygit2
-
-        if self._repo is None:
-            self._repo = pygit2.Repository(str(self.layout.all_git))
-        return self._repo
+    @property
+    def blobs(self) -> BlobReader:
+        if self._blobs is None:
+            self._blobs = BlobReader(self.layout)
+        return self._blobs
 
     def refresh(self) -> None:
-        self._repo = None
+        self._blobs = None
+
+    def repo(self):
+        return self.blobs.repo()
 
     def has_blob(self, oidbin: bytes) -> bool:
-        import pygit2
-
-        return self.repo().odb.exists(pygit2.Oid(raw=oidbin))
+        return self.blobs.has(oidbin)
 
     def read_blob(self, oid: str | bytes) -> bytes | None:
-        """A blob's bytes by OID (hex or raw), or None when git does not have it."""
-        import pygit2
-
-        o = pygit2.Oid(raw=oid) if isinstance(oid, bytes) else pygit2.Oid(hex=oid)
-        try:
-            return self.repo().odb.read(o)[1]
-        except KeyError:
-            return None
+        return self.blobs.read(oid)
 
     def find_blob(self, oid: str) -> bytes | None:
-        """A blob by full or abbreviated OID: from git, else from a synced Maildir file whose
-        content still hashes to it (as lei blob does)."""
-        import pygit2
-
-        try:
-            if len(oid) == 40:
-                data = self.read_blob(oid)
-            else:
-                data = self.repo().revparse_single(oid).read_raw()
-        except (KeyError, ValueError, pygit2.GitError):
-            data = None
-        if data is None and len(oid) == 40:
-            data = self._blob_from_maildirs(bytes.fromhex(oid))
-        return data
-
-    def _blob_from_maildirs(self, oidbin: bytes) -> bytes | None:
-        from .analysis import git_oid
-
-        if not self.layout.mail_sync.exists():
-            return None
-        ms = MailSync(self.layout.mail_sync, self.layout.mail_sync_lock, readonly=True)
-        try:
-            rows = ms.db.execute("SELECT f.loc, b.name FROM blob2name b JOIN folders f ON f.fid = b.fid "
-                                 "WHERE b.oidbin = ?", (oidbin,)).fetchall()
-        finally:
-            ms.db.close()
-        for loc, name in rows:
-            loc, name = bytes(loc).decode("utf-8", "surrogateescape"), bytes(name).decode("utf-8", "surrogateescape")
-            if not loc.startswith("maildir:"):
-                continue
-            subdirs = ("cur", "new") if ":2," in name else ("new", "cur")
-            for sub in subdirs:
-                try:
-                    data = Path(loc[8:], sub, name).read_bytes()
-                except OSError:
-                    continue
-                if git_oid(data) == oidbin:
-                    return data
-        return None
+        return self.blobs.find(oid)
 
     def writer(self, **options) -> "Writer":
         return Writer(self, **options)

@@ -7,3 +7,5 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+# byte-compile once: start-up time matters for `lei-store q`, even where PYTHONDONTWRITEBYTECODE is set
+.venv/bin/python -m compileall -q lei_store >/dev/null

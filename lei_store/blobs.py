@@ -1,0 +1,80 @@
+"""Reading message blobs: through ALL.git (whose alternates reach every epoch), else from a
+synced Maildir file whose bytes still hash to the OID (as `lei blob` does)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .paths import Layout
+
+
+def git_oid(blob: bytes) -> bytes:
+    """The git blob SHA-1 of some bytes."""
+    import hashlib
+
+    return hashlib.sha1(b"blob %d\0" % len(blob) + blob).digest()
+
+
+class BlobReader:
+    def __init__(self, layout: Layout):
+        self.layout = layout
+        self._repo = None
+
+    def repo(self):
+        import pygit2  # lazy: searching without printing messages never needs it
+
+        if self._repo is None:
+            self._repo = pygit2.Repository(str(self.layout.all_git))
+        return self._repo
+
+    def has(self, oidbin: bytes) -> bool:
+        import pygit2
+
+        return self.repo().odb.exists(pygit2.Oid(raw=oidbin))
+
+    def read(self, oid: str | bytes) -> bytes | None:
+        """A blob's bytes by full OID (hex or raw), or None when git does not have it."""
+        import pygit2
+
+        o = pygit2.Oid(raw=oid) if isinstance(oid, bytes) else pygit2.Oid(hex=oid)
+        try:
+            return self.repo().odb.read(o)[1]
+        except KeyError:
+            return None
+
+    def find(self, oid: str) -> bytes | None:
+        """By full or abbreviated OID, falling back to synced Maildirs for full ones."""
+        import pygit2
+
+        try:
+            data = self.read(oid) if len(oid) == 40 else self.repo().revparse_single(oid).read_raw()
+        except (KeyError, ValueError, pygit2.GitError):
+            data = None
+        if data is None and len(oid) == 40:
+            data = self._from_maildirs(bytes.fromhex(oid))
+        return data
+
+    def _from_maildirs(self, oidbin: bytes) -> bytes | None:
+        import sqlite3
+
+        if not self.layout.mail_sync.exists():
+            return None
+        db = sqlite3.connect(f"file:{self.layout.mail_sync}?mode=ro", uri=True)
+        try:
+            rows = db.execute("SELECT f.loc, b.name FROM blob2name b JOIN folders f ON f.fid = b.fid "
+                              "WHERE b.oidbin = ?", (oidbin,)).fetchall()
+        finally:
+            db.close()
+        for loc, name in rows:
+            loc = bytes(loc).decode("utf-8", "surrogateescape")
+            name = bytes(name).decode("utf-8", "surrogateescape")
+            if not loc.startswith("maildir:"):
+                continue
+            for sub in (("cur", "new") if ":2," in name else ("new", "cur")):
+                try:
+                    data = Path(loc[8:], sub, name).read_bytes()
+                except OSError:
+                    continue
+                if git_oid(data) == oidbin:
+                    return data
+        return None
