@@ -11,7 +11,6 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .schema import ddl
 
 DDD_FIELDS = ("subject", "from_", "references", "to", "cc", "blob", "mid", "bytes", "lines")
 
@@ -67,6 +66,8 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
 
 
 def create(path: Path) -> None:
+    from .schema import ddl  # lazy: readers never need the DDL
+
     db = connect(path)
     db.executescript(ddl("over"))
     db.execute("INSERT OR IGNORE INTO inboxes (eidx_key) VALUES ('.')")
@@ -77,6 +78,8 @@ class Overview:
     """Writer handle on over.sqlite3. Call begin() before writes and commit() at batch ends."""
 
     def __init__(self, path: Path):
+        from .schema import ddl
+
         self.db = connect(path)
         self.db.executescript(ddl("over"))
         self.db.execute("INSERT OR IGNORE INTO inboxes (eidx_key) VALUES ('.')")

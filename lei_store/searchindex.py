@@ -13,7 +13,6 @@ from pathlib import Path
 import msgspec
 import xapian
 
-from multiprocessing import get_context
 
 from .errors import StorageError
 from .paths import Layout
@@ -166,6 +165,8 @@ class ShardProcesses:
     Xapian's C++ indexing then runs beside the main writer instead of inside it."""
 
     def __init__(self, paths: list[Path], *, sync: bool = True):
+        from multiprocessing import get_context
+
         ctx = get_context("fork")
         self.count = len(paths)
         self._conns, self._procs = [], []
