@@ -21,7 +21,8 @@ PROG = "lei-store"
 def _store_dir(args) -> Path:
     from .paths import default_store_dir
 
-    return Path(args.store) if args.store else default_store_dir()
+    chosen = args.store or getattr(args, "global_store", None)
+    return Path(chosen) if chosen else default_store_dir()
 
 
 def _emit_json(obj) -> None:
@@ -171,6 +172,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--store", metavar="DIR",
                         help="the store directory (default: lei's, from leistore.dir or $XDG_DATA_HOME/lei/store)")
     p = argparse.ArgumentParser(prog=PROG, description="A git-backed mail archive store compatible with lei 1.9.")
+    p.add_argument("--store", metavar="DIR", dest="global_store",
+                   help="the store directory, for any command (also accepted after the command)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     s = sub.add_parser("init", parents=[common], help="create a store (and record it in lei's config)")

@@ -67,3 +67,12 @@ def test_store_found_like_lei(tmp_path, monkeypatch):
     run_cli("init", str(tmp_path / "chosen"))  # records leistore.dir, as `lei init DIR`
     run_cli("import", "-q", str(msg))
     assert (tmp_path / "chosen" / "local" / "0.git").exists()
+
+
+def test_store_option_before_or_after_the_command(tmp_path):
+    msg = tmp_path / "m.eml"
+    msg.write_bytes(b"From: a@b\nSubject: x\nMessage-ID: <x@y>\n\nbody\n")
+    run_cli("--store", str(tmp_path / "s"), "import", "-q", str(msg))
+    out = run_cli("--store", str(tmp_path / "s"), "q", "-f", "jsonl", "mid:x@y").stdout
+    assert b'"m":"x@y"' in out
+    assert run_cli("q", "--store", str(tmp_path / "s"), "-f", "jsonl", "mid:x@y").stdout == out

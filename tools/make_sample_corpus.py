@@ -148,8 +148,11 @@ def write_mboxrd(path: Path, messages) -> None:
     with open(path, "wb") as f:
         for raw, flags in messages:
             body = re.sub(rb"^(>*From )", rb">\1", raw, flags=re.M)
-            if flags not in ("-", "") and b"\r\n" not in raw:
+            if flags not in ("-", "") and "P" not in flags and b"\r\n" not in raw:
+                # the same keywords as the Maildir flags (mbox has no letter for "forwarded")
                 status = b"Status: RO\n" if "S" in flags else b"Status: O\n"
+                x = "".join(sorted({"R": "A", "F": "F", "D": "T"}[c] for c in flags if c in "RFD"))
+                status += f"X-Status: {x}\n".encode() if x else b""
                 end = body.find(b"\n\n")
                 body = body[:end + 1] + status + body[end + 1:]
             f.write(b"From mboxrd@z Thu Jan  1 00:00:00 1970\n" + body)
