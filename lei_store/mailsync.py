@@ -72,19 +72,6 @@ class MailSync:
         self.db.execute("INSERT INTO folders (fid, loc) VALUES (?, ?)", (fid, _b(loc)))
         return fid
 
-    def locations(self) -> list[str]:
-        return [bytes(r[0]).decode("utf-8", "surrogateescape")
-                for r in self.db.execute("SELECT loc FROM folders ORDER BY loc")]
-
-    def forget(self, loc: str) -> bool:
-        fid = self.folder_id(loc, create=False)
-        if fid is None:
-            return False
-        self.begin()
-        for table in ("blob2name", "blob2num", "folders"):
-            self.db.execute(f"DELETE FROM {table} WHERE fid = ?", (fid,))
-        return True
-
     # -- Maildir names --------------------------------------------------
     def names(self, fid: int) -> dict[bytes, bytes]:
         """name -> oidbin for every file recorded in a Maildir folder."""
@@ -99,12 +86,3 @@ class MailSync:
     def remove_name(self, fid: int, name: str | bytes) -> None:
         self.begin()
         self.db.execute("DELETE FROM blob2name WHERE fid = ? AND name = ?", (fid, _b(name)))
-
-    # -- IMAP UIDs ------------------------------------------------------
-    def add_uid(self, oidbin: bytes, fid: int, uid: int) -> None:
-        self.begin()
-        self.db.execute("INSERT OR IGNORE INTO blob2num (oidbin, fid, uid) VALUES (?, ?, ?)",
-                        (oidbin, fid, uid))
-
-    def max_uid(self, fid: int) -> int:
-        return self.db.execute("SELECT COALESCE(MAX(uid), 0) FROM blob2num WHERE fid = ?", (fid,)).fetchone()[0]

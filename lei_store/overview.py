@@ -152,9 +152,6 @@ class Overview:
             found.update(bytes(r[0]) for r in self.db.execute(q, part))
         return found
 
-    def blobs_of_docid(self, docid: int) -> list[bytes]:
-        return [r[0] for r in self.db.execute("SELECT oidbin FROM xref3 WHERE docid = ?", (docid,))]
-
     # -- ids ------------------------------------------------------------
     def _mid_id(self, mid: str) -> int:
         self.db.execute("INSERT OR IGNORE INTO msgid (mid) VALUES (?)", (mid,))
@@ -234,6 +231,3 @@ class Overview:
     def add_xref(self, docid: int, oidbin: bytes) -> None:
         self.db.execute("INSERT OR IGNORE INTO xref3 (docid, ibx_id, xnum, oidbin) VALUES (?, ?, -1, ?)",
                         (docid, self.ibx_id, oidbin))
-
-    def tid_of(self, num: int) -> int:
-        return self.db.execute("SELECT tid FROM over WHERE num = ?", (num,)).fetchone()[0]

@@ -19,8 +19,6 @@ from .paths import Layout
 
 TS, YYYYMMDD, DT, BYTES, UID, THREADID = range(6)
 
-KEYWORDS = ("seen", "answered", "flagged", "draft", "forwarded", "phishing", "junk", "notjunk")
-
 
 def content_values(doc: xapian.Document, ts: int, ds: int, nbytes: int) -> None:
     """Value slots 0-3, which depend only on the message (§6.2)."""
