@@ -59,7 +59,7 @@ def cmd_import(args) -> int:
                       batch_size=args.batch_size,
                       mail_sync=not args.no_mail_sync, use_keywords=not args.no_kw,
                       add_keywords=args.mods["+kw"], add_labels=args.mods["+L"],
-                      progress=bar.advance) as writer:
+                      progress=bar.advance, progress_total=bar.expect) as writer:
         try:
             for source in sources:
                 writer.import_source(source)
@@ -76,7 +76,7 @@ def _report(stats, args) -> None:
         rate = stats.messages / stats.seconds if stats.seconds else 0
         print(f"{PROG}: {stats.messages} messages read: {stats.added} new, {stats.attached} new copies, "
               f"{stats.duplicates} already stored, {stats.skipped} unchanged Maildir files skipped, "
-              f"{stats.keywords_updated} keyword updates, {stats.problems} with unparseable parts "
+              f"{stats.renamed} renamed, {stats.keywords_updated} keyword updates, {stats.problems} with unparseable parts "
               f"({stats.seconds:.1f}s, {rate:.0f} msgs/s)", file=sys.stderr)
 
 
@@ -165,6 +165,136 @@ def cmd_ls_label(args) -> int:
     return 0
 
 
+class TagStats(msgspec.Struct):
+    """What tag or rm did."""
+
+    matched: int = 0  # stored messages selected
+    changed: int = 0  # messages whose keywords/labels changed (tag) or that were removed (rm)
+    unimported: int = 0  # input messages not found in the store
+    exported: int = 0  # synced Maildir files renamed to show the new keywords
+
+
+def _selected(args, writer) -> tuple[list[int], int]:
+    """Docids chosen by input messages (matched by content) and/or a query; and the unmatched count."""
+    from .importers import Source, read_source, resolve
+
+    sources = [resolve(loc, args.in_format) for loc in args.inputs]
+    if args.stdin:
+        sources.append(Source(args.in_format or "eml", None))
+    nums: dict[int, None] = {}
+    unimported = 0
+    for source in sources:
+        if source.fmt == "imap":
+            raise LeiStoreError(f"{source.url}: select IMAP messages with a query, not a URL")
+        for item in read_source(source):
+            found = writer.locate(item.raw)
+            unimported += not found
+            nums.update(dict.fromkeys(found))
+    if args.query:
+        from . import query
+        from .search import Reader
+
+        reader = Reader(writer.store.root)
+        hits = reader.search(query.from_argv([args.query]), dedupe="none", limit=2**31 - 1)
+        nums.update(dict.fromkeys(h.row.num for h in hits))
+        reader.close()
+    if not sources and not args.query:
+        raise LeiStoreError("no messages given: name files/Maildirs/mboxes, use --stdin, or -q QUERY")
+    return list(nums), unimported
+
+
+def _tag_like(args, action: str) -> int:
+    from .store import Store
+
+    store = Store.open(_store_dir(args))
+    stats = TagStats()
+    with store.writer(lock_timeout=args.lock_timeout, jobs=1, export_kw=True) as writer:
+        nums, stats.unimported = _selected(args, writer)
+        stats.matched = len(nums)
+        stats.changed = writer.tag(nums, args.mods) if action == "tag" else writer.remove(nums)
+        stats.exported = writer.stats.exported
+    if args.json:
+        _emit_json(stats)
+    if not args.quiet:
+        verb = "changed" if action == "tag" else "removed"
+        print(f"{PROG}: {stats.matched} messages matched, {stats.changed} {verb}, "
+              f"{stats.unimported} not in the store, {stats.exported} Maildir files renamed", file=sys.stderr)
+    if stats.unimported and not stats.matched:
+        print(f"{PROG}: none of the {stats.unimported} given messages is in the store", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_tag(args) -> int:
+    if not any(args.mods.values()):
+        raise LeiStoreError("nothing to change: give +kw:KEYWORD, -kw:KEYWORD, +L:LABEL or -L:LABEL")
+    return _tag_like(args, "tag")
+
+
+def cmd_rm(args) -> int:
+    if any(args.mods.values()):
+        raise LeiStoreError("rm takes no +kw:/+L: modifiers")
+    return _tag_like(args, "rm")
+
+
+def _mail_sync(args, readonly: bool = False):
+    from .mailsync import MailSync
+
+    layout = _layout(args)
+    return layout, MailSync(layout.mail_sync, layout.mail_sync_lock, readonly=readonly)
+
+
+def cmd_ls_mail_sync(args) -> int:
+    from . import folders
+
+    _layout_, sync = _mail_sync(args, readonly=True)
+    where = "local" if args.local else "remote" if args.remote else None
+    end = "\0" if args.z else "\n"
+    for loc in folders.ls(sync, args.pattern, where):
+        sys.stdout.write(loc + end)
+    return 0
+
+
+def cmd_forget_mail_sync(args) -> int:
+    from . import folders
+
+    _layout_, sync = _mail_sync(args)
+    try:
+        for loc in folders.forget(sync, args.folders):
+            print(f"{PROG}: forgot {loc}", file=sys.stderr)
+    finally:
+        sync.close()
+    return 0
+
+
+def _folder_report(results, args, verb: str) -> None:
+    if args.json:
+        _emit_json(results)
+    for r in results:
+        print(f"{PROG}: {r.folder}: {verb(r)}", file=sys.stderr)
+
+
+def cmd_refresh_mail_sync(args) -> int:
+    from . import folders
+
+    if not args.folders and not args.all:
+        raise LeiStoreError("name the folders to refresh, or --all")
+    results = folders.refresh(_layout(args), args.folders or None)
+    _folder_report(results, args, lambda r: f"{r.removed} stale entries removed, {r.added} added")
+    return 0
+
+
+def cmd_export_kw(args) -> int:
+    from . import folders
+
+    if not args.folders and args.all is None:
+        raise LeiStoreError("name the folders to export to, or --all[=local|remote]")
+    where = None if args.all in (None, "all") else args.all
+    results = folders.export_kw(_layout(args), args.folders or None, where=where, mode=args.mode)
+    _folder_report(results, args, lambda r: f"{r.exported} messages updated")
+    return 0
+
+
 # -- argument parsing -------------------------------------------------------
 
 def _parser() -> argparse.ArgumentParser:
@@ -227,6 +357,49 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-f", "--format", default="text", choices=["text", "json", "jsonl", "ldjson", "ndjson", "concatjson"])
     s.add_argument("--pretty", action="store_true")
     s.set_defaults(func=cmd_lcat)
+
+    for name, helptext in (("tag", "add or remove keywords and labels (+kw: -kw: +L: -L:)"),
+                           ("rm", "unindex messages (git keeps their blobs)")):
+        s = sub.add_parser(name, parents=[common], help=helptext,
+                           description=f"{helptext[0].upper()}{helptext[1:]}. Messages are chosen by "
+                           "content (files, Maildirs, mboxes, --stdin: matched by Message-ID and content hash, "
+                           "else by blob OID) and/or by a search query (-q). Keyword changes are shown on "
+                           "synced Maildir copies at once, as lei does.")
+        s.add_argument("inputs", nargs="*", metavar="INPUT")
+        s.add_argument("-q", "--query", metavar="QUERY", help="select the messages a search finds (quote it)")
+        s.add_argument("-F", "--in-format", metavar="FORMAT", help="format of INPUT/--stdin (eml, mboxrd, ...)")
+        s.add_argument("--stdin", action="store_true", help="read message(s) from standard input")
+        s.add_argument("--lock-timeout", type=float, metavar="SECONDS")
+        s.add_argument("--json", action="store_true", help="print what was done as JSON on stdout")
+        s.add_argument("--quiet", action="store_true")
+        s.set_defaults(func=cmd_tag if name == "tag" else cmd_rm)
+
+    s = sub.add_parser("ls-mail-sync", parents=[common], help="list synced folders (Maildirs, IMAP mailboxes)")
+    s.add_argument("pattern", nargs="?", metavar="GLOB")
+    s.add_argument("--local", action="store_true", help="only Maildirs")
+    s.add_argument("--remote", action="store_true", help="only IMAP")
+    s.add_argument("-z", action="store_true", help="NUL-terminated output")
+    s.set_defaults(func=cmd_ls_mail_sync)
+
+    s = sub.add_parser("forget-mail-sync", parents=[common], help="drop a folder's sync information")
+    s.add_argument("folders", nargs="+", metavar="FOLDER")
+    s.set_defaults(func=cmd_forget_mail_sync)
+
+    s = sub.add_parser("refresh-mail-sync", parents=[common], help="prune (and complete) a folder's sync information")
+    s.add_argument("folders", nargs="*", metavar="FOLDER")
+    s.add_argument("--all", action="store_true")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_refresh_mail_sync)
+
+    s = sub.add_parser("export-kw", parents=[common], help="write keywords back as Maildir/IMAP flags",
+                       description="Show the store's keywords on synced folders: Maildir files are renamed "
+                       "(never rewritten), IMAP flags are stored where the server permits.")
+    s.add_argument("folders", nargs="*", metavar="FOLDER")
+    s.add_argument("--all", nargs="?", const="all", choices=["all", "local", "remote"])
+    s.add_argument("--mode", default="merge", choices=["merge", "set"],
+                   help="merge: add to the flags already there (default); set: replace them")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_export_kw)
 
     s = sub.add_parser("ls-label", parents=[common], help="list every label in use")
     s.set_defaults(func=cmd_ls_label)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from .errors import StorageError
@@ -113,15 +114,15 @@ class FastImport:
         return StorageError(f"git fast-import failed in {self.repo}: {reason}")
 
     def commit(self, blob: bytes, author: tuple[str, str, int, str],
-               committer: tuple[str, str, int, str], subject: str) -> None:
-        """Append one commit whose tree is exactly {m: blob}."""
+               committer: tuple[str, str, int, str], subject: str, path: bytes = b"m") -> None:
+        """Append one commit whose tree is exactly {path: blob} (m: a message, d: a removal)."""
         msg = (subject + "\n").encode("utf-8", "surrogateescape")
         parts = [b"commit refs/heads/", self.branch.encode(), b"\nauthor ", _ident(*author),
                  b"\ncommitter ", _ident(*committer), b"\ndata %d\n" % len(msg), msg]
         if self._parent:
             parts.append(b"from " + self._parent.encode() + b"\n")
             self._parent = None  # later commits chain onto fast-import's own branch tip
-        parts += [b"deleteall\nM 100644 inline m\ndata %d\n" % len(blob), blob, b"\n"]
+        parts += [b"deleteall\nM 100644 inline %s\ndata %d\n" % (path, len(blob)), blob, b"\n"]
         self._write(b"".join(parts))
 
     def checkpoint(self) -> None:
@@ -192,6 +193,13 @@ class EpochWriter:
             self._bytes = 0
         self._fi.commit(blob, author, committer, subject)
         self._bytes += len(blob)
+
+    def remove(self, blob: bytes, ident: tuple[str, str]) -> None:
+        """Record a removal (lei rm, §2.4): a commit of the same blob under `d` in the newest epoch."""
+        if self._fi is None:
+            self._start()
+        now = int(time.time())
+        self._fi.commit(blob, (*ident, now, "+0000"), (*ident, now, "+0000"), "rm", path=b"d")
 
     def checkpoint(self) -> None:
         if self._fi is not None:

@@ -86,3 +86,52 @@ class MailSync:
     def remove_name(self, fid: int, name: str | bytes) -> None:
         self.begin()
         self.db.execute("DELETE FROM blob2name WHERE fid = ? AND name = ?", (fid, _b(name)))
+
+    def rename(self, fid: int, old: str | bytes, new: str | bytes) -> None:
+        """A Maildir file got a new name (flags changed): its rows follow it."""
+        self.begin()
+        self.db.execute("UPDATE OR REPLACE blob2name SET name = ? WHERE fid = ? AND name = ?",
+                        (_b(new), fid, _b(old)))
+
+    def maildir_copies(self, oidbins: list[bytes]) -> list[tuple[int, str, bytes, bytes]]:
+        """(fid, Maildir path, name, oidbin) of every synced Maildir file holding one of these blobs."""
+        out = []
+        for i in range(0, len(oidbins), 500):
+            part = oidbins[i:i + 500]
+            q = ("SELECT b.fid, f.loc, b.name, b.oidbin FROM blob2name b JOIN folders f ON f.fid = b.fid "
+                 f"WHERE b.oidbin IN ({','.join('?' * len(part))})")
+            for fid, loc, name, oid in self.db.execute(q, part):
+                loc = bytes(loc).decode("utf-8", "surrogateescape")
+                if loc.startswith("maildir:"):
+                    out.append((fid, loc[8:], bytes(name), bytes(oid)))
+        return out
+
+    # -- IMAP UIDs ------------------------------------------------------
+    def uids(self, fid: int) -> dict[int, list[bytes]]:
+        """uid -> oidbins recorded for an IMAP folder."""
+        out: dict[int, list[bytes]] = {}
+        for uid, oid in self.db.execute("SELECT uid, oidbin FROM blob2num WHERE fid = ?", (fid,)):
+            out.setdefault(uid, []).append(bytes(oid))
+        return out
+
+    def max_uid(self, fid: int) -> int:
+        return self.db.execute("SELECT COALESCE(MAX(uid), 0) FROM blob2num WHERE fid = ?", (fid,)).fetchone()[0]
+
+    def add_uid(self, oidbin: bytes, fid: int, uid: int) -> None:
+        self.begin()
+        self.db.execute("INSERT OR IGNORE INTO blob2num (oidbin, fid, uid) VALUES (?, ?, ?)", (oidbin, fid, uid))
+
+    def remove_uid(self, fid: int, uid: int) -> None:
+        self.begin()
+        self.db.execute("DELETE FROM blob2num WHERE fid = ? AND uid = ?", (fid, uid))
+
+    # -- whole folders --------------------------------------------------
+    def folders(self) -> list[tuple[int, str]]:
+        return [(fid, bytes(loc).decode("utf-8", "surrogateescape"))
+                for fid, loc in self.db.execute("SELECT fid, loc FROM folders ORDER BY fid")]
+
+    def forget(self, fid: int) -> None:
+        """Drop everything known about a folder (lei forget-mail-sync); the store is untouched."""
+        self.begin()
+        for table in ("blob2name", "blob2num", "folders"):
+            self.db.execute(f"DELETE FROM {table} WHERE fid = ?", (fid,))

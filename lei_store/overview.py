@@ -231,3 +231,13 @@ class Overview:
     def add_xref(self, docid: int, oidbin: bytes) -> None:
         self.db.execute("INSERT OR IGNORE INTO xref3 (docid, ibx_id, xnum, oidbin) VALUES (?, ?, -1, ?)",
                         (docid, self.ibx_id, oidbin))
+
+    def blobs_of(self, docid: int) -> list[bytes]:
+        """Every blob of a message, in the order they were attached (the first is the over row's)."""
+        return [bytes(o) for (o,) in self.db.execute(
+            "SELECT oidbin FROM xref3 WHERE docid = ? ORDER BY rowid", (docid,))]
+
+    def remove_message(self, num: int) -> None:
+        """Unindex a message (lei rm, §10.5): over, id2num, xref3 and eidxq rows go; msgid rows stay."""
+        for table, col in (("over", "num"), ("id2num", "num"), ("xref3", "docid"), ("eidxq", "docid")):
+            self.db.execute(f"DELETE FROM {table} WHERE {col} = ?", (num,))

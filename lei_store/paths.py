@@ -103,6 +103,11 @@ class Layout:
         return self.root / "mail_sync.sqlite3.flock"
 
     @property
+    def journal(self) -> Path:
+        """lei_store's keyword/label journal (journal.py); lei ignores it."""
+        return self.root / "journal.sqlite3"
+
+    @property
     def writer_lock(self) -> Path:
         return self.root / "ei.lock"
 

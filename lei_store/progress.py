@@ -13,6 +13,10 @@ class Progress:
         self.what, self.total, self.done = what, total, 0
         self._start = self._last = time.monotonic()
 
+    def expect(self, more: int) -> None:
+        """Add to the known total (a source that knows its size, such as an IMAP folder)."""
+        self.total = (self.total or self.done) + more
+
     def advance(self, n: int = 1) -> None:
         self.done += n
         now = time.monotonic()

@@ -230,6 +230,13 @@ class Reader:
         except xapian.DocNotFoundError:
             return [], []
 
+    def volatile_of_blob(self, oidbin: bytes) -> tuple[list[str], list[str]] | None:
+        """Keywords and labels of the message holding a blob; None when no message holds it."""
+        for (num,) in self.over.execute("SELECT docid FROM xref3 WHERE oidbin = ? ORDER BY docid", (oidbin,)):
+            if self.rows([num]):
+                return self.volatile(num)
+        return None
+
     def all_labels(self) -> list[str]:
         return sorted({t.term[1:].decode("utf-8", "replace") for t in self.db.allterms("L")})
 

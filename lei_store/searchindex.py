@@ -68,6 +68,7 @@ class ShardWriters:
         flags = xapian.DB_CREATE_OR_OPEN | (0 if sync else xapian.DB_NO_SYNC)
         self.dbs = [xapian.WritableDatabase(str(p), flags) for p in paths]
         self.changed = 0  # documents whose keywords/labels changed since the last commit
+        self.changes: dict[int, tuple[list[str], list[str]]] = {}  # num -> new (keywords, labels), for the journal
 
     def shard_of(self, num: int) -> xapian.WritableDatabase:
         return self.dbs[num % self.count]
@@ -83,6 +84,8 @@ class ShardWriters:
         for label in labels:
             doc.add_boolean_term("L" + label)
         self.shard_of(num).replace_document(num, doc)
+        if keywords or labels:
+            self.changes[num] = (sorted(keywords), sorted(labels))
 
     def get(self, num: int) -> xapian.Document | None:
         try:
@@ -90,16 +93,17 @@ class ShardWriters:
         except xapian.DocNotFoundError:
             return None
 
-    def update_volatile(self, num: int, *, set_kw: set[str] | None = None,
+    def update_volatile(self, num: int, *, set_kw=None, set_labels=None,
                         add_kw=(), remove_kw=(), add_labels=(), remove_labels=()) -> bool:
-        """Change a document's keywords/labels; True when anything changed."""
+        """Change a document's keywords/labels (set_* replace the whole set); True when anything changed."""
         doc = self.get(num)
         if doc is None:
             return False
         kws, labels = volatile_of(doc)
         new_kws = set(set_kw) if set_kw is not None else set(kws)
         new_kws = (new_kws | set(add_kw)) - set(remove_kw)
-        new_labels = (labels | set(add_labels)) - set(remove_labels)
+        new_labels = set(set_labels) if set_labels is not None else set(labels)
+        new_labels = (new_labels | set(add_labels)) - set(remove_labels)
         if new_kws == kws and new_labels == labels:
             return False
         for kw in kws - new_kws:
@@ -112,7 +116,21 @@ class ShardWriters:
             doc.add_boolean_term("L" + label)
         self.shard_of(num).replace_document(num, doc)
         self.changed += 1
+        self.changes[num] = (sorted(new_kws), sorted(new_labels))
         return True
+
+    def delete(self, num: int) -> None:
+        try:
+            self.shard_of(num).delete_document(num)
+        except xapian.DocNotFoundError:
+            pass
+        self.changes.pop(num, None)
+
+    def take_changes(self) -> list[tuple[int, list[str], list[str]]]:
+        """Keyword/label states set since the last call: (num, keywords, labels)."""
+        out = [(num, kw, labels) for num, (kw, labels) in self.changes.items()]
+        self.changes = {}
+        return out
 
     def merge_terms(self, num: int, extra: bytes) -> None:
         """Add another copy's terms (its List-Ids, as lei does when it attaches a copy)."""
@@ -142,6 +160,9 @@ class ShardWriters:
 
 # -- one writer process per shard ----------------------------------------------
 
+_REPLIES = ("commit", "close", "take_changes")  # operations whose result the parent waits for
+
+
 def _serve(path: Path, sync: bool, conn) -> None:
     """Child process: apply the parent's operations to one shard until told to close."""
     writer = ShardWriters([path], sync=sync)
@@ -152,7 +173,7 @@ def _serve(path: Path, sync: bool, conn) -> None:
         except Exception as e:  # reported at the next commit: the parent decides
             conn.send_bytes(msgspec.msgpack.encode(["error", f"{path}: {type(e).__name__}: {e}"]))
             return
-        if op in ("commit", "close"):
+        if op in _REPLIES:
             conn.send_bytes(msgspec.msgpack.encode(["ok", result]))
             if op == "close":
                 return
@@ -190,22 +211,31 @@ class ShardProcesses:
         except (EOFError, OSError):
             return ["error", "a Xapian shard writer died"]
 
-    def _gather(self) -> int:
-        total = 0
+    def _gather(self) -> list:
+        results = []
         for conn in self._conns:
             status, result = self._reply(conn)
             if status != "ok":
                 raise StorageError(result)
-            total += result or 0
-        return total
+            results.append(result)
+        return results
 
     def add(self, num: int, doc: bytes, tid: int, keywords=frozenset(), labels=frozenset()) -> None:
         self._send(num, "add", num, doc, tid, sorted(keywords), sorted(labels))
 
-    def update_volatile(self, num: int, *, set_kw=None, add_kw=(), remove_kw=(), add_labels=(), remove_labels=()):
+    def update_volatile(self, num: int, *, set_kw=None, set_labels=None,
+                        add_kw=(), remove_kw=(), add_labels=(), remove_labels=()):
         self._send(num, "update_volatile", num, set_kw=None if set_kw is None else sorted(set_kw),
+                   set_labels=None if set_labels is None else sorted(set_labels),
                    add_kw=sorted(add_kw), remove_kw=sorted(remove_kw),
                    add_labels=sorted(add_labels), remove_labels=sorted(remove_labels))
+
+    def delete(self, num: int) -> None:
+        self._send(num, "delete", num)
+
+    def take_changes(self) -> list[tuple[int, list[str], list[str]]]:
+        self._send(None, "take_changes")
+        return [tuple(c) for part in self._gather() for c in part]
 
     def merge_terms(self, num: int, extra: bytes) -> None:
         if extra:
@@ -213,7 +243,7 @@ class ShardProcesses:
 
     def commit(self) -> int:
         self._send(None, "commit")
-        return self._gather()
+        return sum(self._gather())
 
     def close(self) -> None:
         try:

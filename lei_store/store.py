@@ -26,6 +26,7 @@ from .analysis import Analysed, analyse, list_id_terms
 from .blobs import BlobReader
 from .errors import InputError, LeiStoreError, NotAStoreError
 from .importers import Item, Source
+from .journal import Journal
 from .locks import locked
 from .mailsync import MailSync, maildir_loc
 from .paths import Layout, default_store_dir, existing_store, new_store_shard_count
@@ -40,6 +41,8 @@ class ImportStats(msgspec.Struct):
     duplicates: int = 0  # blobs already stored, byte for byte
     skipped: int = 0  # Maildir files already synced (not read at all)
     keywords_updated: int = 0  # stored messages whose keywords changed
+    renamed: int = 0  # Maildir files whose flags changed, recognised by name without reading them
+    exported: int = 0  # synced Maildir files renamed to show changed keywords
     problems: int = 0  # messages stored despite parts that did not parse
     seconds: float = 0.0
 
@@ -74,6 +77,7 @@ class Store:
         overview.create(lay.over)
         lay.writer_lock.touch()
         MailSync(lay.mail_sync, lay.mail_sync_lock).close()
+        Journal(lay.journal).close()
         return store
 
     @classmethod
@@ -127,7 +131,8 @@ class Writer:
                  rotate_bytes: int = epochs.ROTATE_BYTES, jobs: int | None = None,
                  batch_size: int = 1000, mail_sync: bool = True, use_keywords: bool = True,
                  add_keywords: Iterable[str] = (), add_labels: Iterable[str] = (),
-                 progress: Callable[[int], None] | None = None):
+                 export_kw: bool = False, progress: Callable[[int], None] | None = None,
+                 progress_total: Callable[[int], None] | None = None):
         self.store = store
         self.lay = store.layout
         self.lock_timeout = lock_timeout
@@ -138,8 +143,11 @@ class Writer:
         self.use_keywords = use_keywords
         self.add_keywords = frozenset(add_keywords)
         self.add_labels = frozenset(add_labels)
+        self.export_kw = export_kw
         self.progress = progress
+        self.progress_total = progress_total  # told the amount of work when a source knows it
         self.stats = ImportStats()
+        self.journaling = True  # off while replaying the journal itself
         self._lock = None
         self._pending: dict[bytes, bytes] = {}  # oidbin -> content hash, written since last checkpoint
         self._in_batch = 0
@@ -152,6 +160,7 @@ class Writer:
             self.over = overview.Overview(self.lay.over)
             self.shards = searchindex.ShardProcesses(searchindex.shard_paths(self.lay))
             self.mailsync = MailSync(self.lay.mail_sync, self.lay.mail_sync_lock)
+            self.journal = Journal(self.lay.journal)
             self.git = epochs.EpochWriter(self.lay, epochs.default_branch(), self.rotate_bytes)
             self.ident = epochs.committer_ident()
             self._begin_batch()
@@ -170,7 +179,7 @@ class Writer:
         finally:
             if not finished:
                 self._abandon()
-            for close in (self.shards.close, self.over.close, self.mailsync.close):
+            for close in (self.shards.close, self.over.close, self.mailsync.close, self.journal.close):
                 try:
                     close()
                 except Exception:
@@ -182,19 +191,38 @@ class Writer:
         self._in_batch = 0
 
     def flush(self) -> None:
-        """Make everything written so far durable, in crash-safe order."""
+        """Make everything written so far durable, in crash-safe order: git, then the journal
+        (so no keyword change is visible before it is recorded), Xapian, over, mail_sync."""
         self.git.checkpoint()
         self._pending.clear()
         self.store.refresh()
+        changes = self.shards.take_changes()
+        if self.journaling:
+            self.journal.record((oid, "set", kw, labels) for num, kw, labels in changes
+                                for oid in self.over.blobs_of(num)[:1])
+        self.journal.commit()
         self.stats.keywords_updated += self.shards.commit()
         self.over.commit()
+        if self.export_kw and changes:
+            self._export_keywords(changes)
         self.mailsync.commit()
         self._begin_batch()
+
+    def _export_keywords(self, changes) -> None:
+        """Show changed keywords on every synced Maildir copy of those messages (as lei does)."""
+        from .exportkw import export_maildir_copies
+
+        kw_of_blob = {}
+        for num, kw, _labels in changes:
+            for oid in self.over.blobs_of(num):
+                kw_of_blob[oid] = kw
+        copies = self.mailsync.maildir_copies(list(kw_of_blob))
+        self.stats.exported += export_maildir_copies(self.mailsync, copies, kw_of_blob.get)
 
     def _abandon(self) -> None:
         """Drop the unfinished batch. Git objects and Xapian documents written for it may stay:
         a retry re-uses the blobs and hands out the same message numbers, replacing the documents."""
-        for undo in (self.git.abort, self.over.rollback, self.mailsync.rollback):
+        for undo in (self.git.abort, self.over.rollback, self.mailsync.rollback, self.journal.rollback):
             try:
                 undo()
             except Exception:  # the original error is the one to report
@@ -253,7 +281,11 @@ class Writer:
         self.stats.problems += bool(a.problem)
         source_kw = item.keywords if self.use_keywords else None
         if item.folder and self.sync_enabled:
-            self.mailsync.add_name(a.oidbin, self.mailsync.folder_id(item.folder), item.name)
+            fid = self.mailsync.folder_id(item.folder)
+            if item.uid is not None:
+                self.mailsync.add_uid(a.oidbin, fid, item.uid)
+            else:
+                self.mailsync.add_name(a.oidbin, fid, item.name)
         docids = self.over.docids_of_blob(a.oidbin)
         if docids and (a.oidbin in self._pending or self.store.has_blob(a.oidbin)):
             self.stats.duplicates += 1
@@ -263,11 +295,7 @@ class Writer:
         else:
             self._commit_blob(a)
             self._index(a, (source_kw or frozenset()) | self.add_keywords)
-        self._in_batch += 1
-        if self.progress:
-            self.progress(1)
-        if self._in_batch >= self.batch_size:
-            self.flush()
+        self._tick()
 
     def _commit_blob(self, a: Analysed) -> None:
         name, email = a.author
@@ -308,25 +336,123 @@ class Writer:
 
         return content_hash(Message(raw))
 
+    # -- finding, tagging and removing stored messages --------------------
+    def locate(self, raw: bytes) -> list[int]:
+        """Docids of the stored message this one is (Message-ID + content hash, else its blob OID)."""
+        from .blobs import git_oid
+
+        found = self._content_matches(analyse(raw))
+        return found or self.over.docids_of_blob(git_oid(raw))
+
+    def tag(self, nums: Iterable[int], mods: dict[str, set[str]]) -> int:
+        """Apply +kw/-kw/+L/-L modifiers to messages; returns how many changed."""
+        before = self.stats.keywords_updated
+        for num in nums:
+            self.shards.update_volatile(num, add_kw=mods.get("+kw", ()), remove_kw=mods.get("-kw", ()),
+                                        add_labels=mods.get("+L", ()), remove_labels=mods.get("-L", ()))
+            self._tick()
+        self.flush()
+        return self.stats.keywords_updated - before
+
+    def remove(self, nums: Iterable[int]) -> int:
+        """Unindex messages (lei rm): a `d` commit per blob, rows and documents deleted; git keeps the blobs."""
+        removed = 0
+        for num in nums:
+            blobs = self.over.blobs_of(num)
+            if not blobs:
+                continue
+            for oid in blobs:
+                raw = self.store.read_blob(oid)
+                if raw is not None:
+                    self.git.remove(raw, self.ident)
+            if self.journaling:
+                self.journal.record([(blobs[0], "rm", (), ())])
+            self.over.remove_message(num)
+            self.shards.delete(num)
+            removed += 1
+            self._tick()
+        self.flush()
+        return removed
+
+    def replay_journal(self) -> int:
+        """Set every message's keywords and labels to their last journaled state (after a rebuild)."""
+        self.journaling = False
+        applied = 0
+        try:
+            for entry in self.journal.latest():
+                if entry.op != "set":
+                    continue
+                for num in self.over.docids_of_blob(entry.oidbin):
+                    self.shards.update_volatile(num, set_kw=entry.kw, set_labels=entry.labels)
+                    applied += 1
+                self._tick()
+            self.flush()
+        finally:
+            self.journaling = True
+        return applied
+
+    def _tick(self) -> None:
+        """Count one unit of work; commit in batches so memory stays bounded."""
+        self._in_batch += 1
+        if self.progress:
+            self.progress(1)
+        if self._in_batch >= self.batch_size:
+            self.flush()
+
     # -- sources ------------------------------------------------------------
     def import_source(self, source: Source) -> ImportStats:
         """Import one resolved input (Maildir incrementally, via mail_sync)."""
-        from .importers import eml, maildir, mbox
-        from .importers.compression import open_input
+        from .importers import read_source
 
         if source.fmt == "maildir":
             return self._import_maildir(source.path)
-        if source.path is None:
-            import sys
+        if source.fmt == "imap":
+            return self._import_imap(source.url)
+        return self.import_items(read_source(source))
 
-            stream = sys.stdin.buffer
-            items = eml.read_eml(stream, "<stdin>") if source.fmt == "eml" else \
-                mbox.read_mbox(stream, source.fmt, "<stdin>")
+    def _import_imap(self, url_text: str) -> ImportStats:
+        """Incremental by UID: re-sync the flags of known UIDs, then fetch the new ones (§10.1).
+        A changed UIDVALIDITY makes it a new folder: the old one's UIDs are forgotten (the
+        messages stay stored) and everything is fetched again, deduplicating by content."""
+        from .imap import Session, parse_url
+        from .keywords import imap_keywords
+
+        url = parse_url(url_text)
+        with Session(url) as session:
+            session.select(readonly=True)
+            loc = session.location
+            fid = self.mailsync.folder_id(loc, create=False) if self.sync_enabled else None
+            if fid is None and self.sync_enabled:
+                for old_fid, old_loc in self.mailsync.folders():
+                    if old_loc.startswith(url.folder_url() + ";UIDVALIDITY="):
+                        self.mailsync.forget(old_fid)
+            last = self.mailsync.max_uid(fid) if fid is not None else 0
+            if last:
+                self._resync_imap_flags(session, fid)
+            uids = session.uids(after=last)
+            if self.progress_total:
+                self.progress_total(len(uids))
+            # IMAP sends CRLF line ends; stored with LF like the Maildir copy (and like lei)
+            items = (Item(raw.replace(b"\r\n", b"\n"), imap_keywords(flags), folder=loc, uid=uid,
+                          origin=f"{url};UID={uid}")
+                     for uid, flags, raw in session.fetch(uids))
             return self.import_items(items)
-        if source.fmt == "eml":
-            with open_input(source.path) as f:
-                return self.import_items(eml.read_eml(f, str(source.path)))
-        return self.import_items(mbox.read_mbox_path(source.path, source.fmt))
+
+    def _resync_imap_flags(self, session, fid: int) -> None:
+        """Keywords of already-imported UIDs follow the server; expunged UIDs are dropped."""
+        from .keywords import imap_keywords
+
+        known = self.mailsync.uids(fid)
+        current = session.flags(sorted(known))
+        for uid, oids in known.items():
+            if uid not in current or "\\deleted" in {f.lower() for f in current[uid]}:
+                self.mailsync.remove_uid(fid, uid)
+                continue
+            if self.use_keywords:
+                kws = imap_keywords(current[uid])
+                for num in {n for oid in oids for n in self.over.docids_of_blob(oid)}:
+                    self.shards.update_volatile(num, set_kw=kws)
+            self._tick()
 
     def _import_maildir(self, path: Path) -> ImportStats:
         from .importers import maildir
@@ -336,11 +462,33 @@ class Writer:
         todo = entries
         fid = self.mailsync.folder_id(loc, create=False) if self.sync_enabled else None
         if fid is not None:
-            known = self.mailsync.names(fid)
-            alive = self.over.existing_blobs({known[n] for n in (e.name.encode() for e in entries) if n in known})
-            todo = [e for e in entries if known.get(e.name.encode()) not in alive]
-            self.stats.skipped += len(entries) - len(todo)
-            present = {e.name.encode() for e in entries}
-            for name in known.keys() - present:  # the file was renamed or removed
-                self.mailsync.remove_name(fid, name)
+            todo = self._maildir_changes(fid, entries)
         return self.import_items(maildir.read_items(path, loc if self.sync_enabled else None, todo))
+
+    def _maildir_changes(self, fid: int, entries: list) -> list:
+        """The entries that must be read; known files are skipped and renamed ones (new flags)
+        updated without reading them: a Maildir message's bytes never change, only its name."""
+        known = self.mailsync.names(fid)
+        by_base = {name.partition(b":")[0]: name for name in known}
+        gone = known.keys() - {e.name.encode() for e in entries}
+        alive = self.over.existing_blobs(set(known.values()))
+        todo = []
+        for e in entries:
+            name = e.name.encode()
+            if known.get(name) in alive:
+                self.stats.skipped += 1
+                continue
+            old = by_base.get(name.partition(b":")[0])
+            if name not in known and old in gone and known[old] in alive:
+                gone.discard(old)
+                self.mailsync.rename(fid, old, name)
+                if self.use_keywords:
+                    for num in self.over.docids_of_blob(known[old]):
+                        self.shards.update_volatile(num, set_kw=e.keywords)
+                self.stats.renamed += 1
+                self._tick()
+                continue
+            todo.append(e)
+        for name in gone:  # removed from the Maildir
+            self.mailsync.remove_name(fid, name)
+        return todo

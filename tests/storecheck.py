@@ -66,3 +66,35 @@ def blob_oid(data: bytes) -> str:
     import hashlib
 
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def volatile_by_blob(store: Path) -> dict[str, tuple[frozenset, frozenset]]:
+    """Keywords and labels of every message, keyed by its over row's blob (stable across rebuilds)."""
+    shards = sorted((p for p in (store / "ei15").iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    dbs = [xapian.Database(str(s)) for s in shards]
+    out = {}
+    for num, _tid, _sid, _ts, _ds, ddd in over_rows(store):
+        terms = [t.term.decode() for t in dbs[num % len(dbs)].termlist(num)]
+        kw = frozenset(t[1:] for t in terms if t.startswith("K") and t[1:2] and not t[1:2].isupper())
+        labels = frozenset(t[1:] for t in terms if t.startswith("L") and t[1:2] and not t[1:2].isupper())
+        out[ddd[5]] = (kw, labels)
+    return out
+
+
+def wipe_volatile(store: Path) -> int:
+    """Delete every K/L term from every shard, as a lost or rebuilt index would; returns docs touched."""
+    touched = 0
+    for shard in (p for p in (store / "ei15").iterdir() if p.name.isdigit()):
+        db = xapian.WritableDatabase(str(shard), xapian.DB_OPEN)
+        for docid in [p.docid for p in db.postlist("")]:
+            doc = db.get_document(docid)
+            volatile = [t.term for t in doc.termlist()
+                        if t.term[:1] in (b"K", b"L") and t.term[1:2] and not t.term[1:2].isupper()]
+            for term in volatile:
+                doc.remove_term(term)
+            if volatile:
+                db.replace_document(docid, doc)
+                touched += 1
+        db.commit()
+        db.close()
+    return touched

@@ -70,7 +70,14 @@ def test_maildir_reimport_reads_nothing_and_picks_up_flag_changes(maildir, tmp_p
     target = next(f for f in (maildir / "cur").iterdir() if f.name.endswith(":2,S"))
     target.rename(target.with_name(target.name[:-1] + "FS"))
     third = imp(store, str(maildir))
-    assert third["messages"] == 1 and third["keywords_updated"] == 1 and third["added"] == 0
+    # recognised by its unchanged base name: not read again, only its keywords and row updated
+    assert third["messages"] == 0 and third["renamed"] == 1 and third["keywords_updated"] == 1
+    new = target.with_name(target.name[:-1] + "FS")
+    new.rename(target.parent.parent / "new" / new.name.split(":")[0])  # moved back to new/, flags gone
+    fourth = imp(store, str(maildir))
+    assert fourth["renamed"] == 1 and fourth["keywords_updated"] == 1 and fourth["messages"] == 0
+    (target.parent.parent / "new" / new.name.split(":")[0]).rename(new)
+    assert imp(store, str(maildir))["renamed"] == 1
     assert "Kflagged" in doc_terms(store, docid_of_blob(store, blob_oid(target.with_name(target.name[:-1] + "FS").read_bytes())))
     names = [bytes(n).decode() for (n,) in __import__("sqlite3").connect(store / "mail_sync.sqlite3").execute(
         "SELECT name FROM blob2name")]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 from ..errors import InputError, UnknownFormatError
 
@@ -22,15 +22,17 @@ class Item(NamedTuple):
 
     raw: bytes
     keywords: frozenset[str] | None  # None: the source carries no flags for it
-    folder: str | None = None  # mail_sync location (Maildir)
+    folder: str | None = None  # mail_sync location (Maildir, or IMAP URL with UIDVALIDITY)
     name: str | None = None  # Maildir basename, recorded in blob2name
+    uid: int | None = None  # IMAP UID, recorded in blob2num
     origin: str = ""  # where it came from, for messages to the user
 
 
 @dataclass(frozen=True)
 class Source:
-    fmt: str  # one of FORMATS, or "stdin-<fmt>"
-    path: Path | None  # None for standard input
+    fmt: str  # one of FORMATS, or "imap"
+    path: Path | None  # None for standard input and IMAP
+    url: str | None = None  # imap:// or imaps:// mailbox URL
 
 
 def _sniff(path: Path) -> str:
@@ -57,8 +59,13 @@ def resolve(spec: str, in_format: str | None = None) -> Source:
         spec, in_format = rest, fmt
     if in_format is not None and in_format not in FORMATS:
         raise UnknownFormatError(f"unknown format {in_format!r} (known: {', '.join(FORMATS)})")
+    if spec.lower().startswith(("imap://", "imaps://")):
+        from ..imap import parse_url
+
+        parse_url(spec)  # a malformed URL fails here, before anything is opened
+        return Source("imap", None, spec)
     if "://" in spec:
-        raise InputError(f"{spec}: network sources are not supported yet")
+        raise InputError(f"{spec}: only imap:// and imaps:// URLs are supported")
     path = Path(spec)
     if not path.exists():
         raise InputError(f"{spec}: no such file or directory")
@@ -70,3 +77,23 @@ def resolve(spec: str, in_format: str | None = None) -> Source:
     if fmt != "maildir" and path.is_dir():
         raise InputError(f"{spec}: is a directory, not a {fmt} file")
     return Source(fmt, path)
+
+
+def read_source(source: Source) -> Iterator[Item]:
+    """Every message of a source, with its flags (no mail_sync: for matching, not importing)."""
+    import sys
+
+    from . import eml, maildir, mbox
+    from .compression import open_input
+
+    if source.fmt == "maildir":
+        yield from maildir.read_items(source.path, None, maildir.list_entries(source.path))
+    elif source.path is None:
+        stream = sys.stdin.buffer
+        yield from (eml.read_eml(stream, "<stdin>") if source.fmt == "eml"
+                    else mbox.read_mbox(stream, source.fmt, "<stdin>"))
+    elif source.fmt == "eml":
+        with open_input(source.path) as f:
+            yield from eml.read_eml(f, str(source.path))
+    else:
+        yield from mbox.read_mbox_path(source.path, source.fmt)

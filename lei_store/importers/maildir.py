@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
+from ..errors import InputError
 from ..keywords import maildir_keywords
 from . import Item
 
@@ -51,5 +52,8 @@ def read_items(path: Path, folder: str, entries: Iterable[Entry]) -> Iterator[It
             with open(file, "rb") as f:
                 raw = f.read()
         except FileNotFoundError:
+            if not os.path.isdir(os.path.join(base, e.subdir)):  # the whole Maildir went away
+                raise InputError(f"{base}: the Maildir vanished during the import "
+                                 "(what was read before is stored)") from None
             continue
         yield Item(raw, e.keywords, folder=folder, name=e.name, origin=file)
