@@ -3,7 +3,8 @@
 A write goes through `Store.writer()`, which holds ei.lock for its whole
 span. Messages are analysed in worker processes (analysis.py) and written
 here, in order, in batches. A batch becomes durable in this order:
-git checkpoint -> Xapian commit -> over.sqlite3 commit -> mail_sync commit,
+git checkpoint -> journal commit (keyword/label changes) -> Xapian commit
+-> over.sqlite3 commit -> mail_sync commit,
 so a crash at any point leaves nothing that a re-run of the same import does
 not repair: uncommitted message numbers are handed out again and their
 Xapian documents replaced; blobs in git without an xref3 row are re-committed.
