@@ -38,3 +38,7 @@ class StorageError(LeiStoreError):
 
 class QueryError(LeiStoreError):
     """A search query that does not parse."""
+
+
+class RemoteError(InputError):
+    """An IMAP server could not be reached or refused a request."""

@@ -57,3 +57,19 @@ def parse_modifiers(args: list[str]) -> tuple[list[str], dict[str, set[str]]]:
         else:
             rest.append(arg)
     return rest, mods
+
+
+IMAP_FLAGS = {"\\Seen": "seen", "\\Answered": "answered", "\\Flagged": "flagged",
+              "\\Draft": "draft", "$Forwarded": "forwarded"}
+_IMAP_LOWER = {flag.lower(): kw for flag, kw in IMAP_FLAGS.items()}
+
+
+def imap_keywords(flags) -> frozenset[str]:
+    """Keywords for IMAP FLAGS (str or bytes, as imapclient gives them); flag names are case-insensitive."""
+    names = (f.decode("utf-8", "replace") if isinstance(f, bytes) else f for f in flags)
+    return frozenset(_IMAP_LOWER[n.lower()] for n in names if n.lower() in _IMAP_LOWER)
+
+
+def imap_flags(keywords) -> list[str]:
+    """IMAP flags for keywords, in IMAP_FLAGS order; keywords without a flag are dropped."""
+    return [flag for flag, kw in IMAP_FLAGS.items() if kw in keywords]

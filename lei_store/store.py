@@ -25,7 +25,7 @@ import msgspec
 from . import epochs, overview, searchindex
 from .analysis import Analysed, analyse, list_id_terms
 from .blobs import BlobReader
-from .errors import InputError, LeiStoreError, NotAStoreError
+from .errors import InputError, NotAStoreError
 from .importers import Item, Source
 from .journal import Journal
 from .locks import locked

@@ -117,3 +117,17 @@ def lei(tmp_path):
     handle = Lei(tmp_path / "lei")
     yield handle
     handle.close()
+
+
+@pytest.fixture
+def dovecot(tmp_path):
+    """A real Dovecot IMAP server on 127.0.0.1 (tests/dovecot.py), torn down after the test."""
+    from dovecot import DovecotUnavailable, start_dovecot
+
+    need(shutil.which("dovecot") is not None, "dovecot-imapd is not installed (tools/install-peers.sh installs it)")
+    try:
+        server = start_dovecot(tmp_path / "dovecot")
+    except DovecotUnavailable as e:
+        need(False, str(e))
+    yield server
+    server.stop()
