@@ -295,6 +295,36 @@ def cmd_export_kw(args) -> int:
     return 0
 
 
+def cmd_reindex(args) -> int:
+    from .progress import Progress
+    from .reindex import reindex
+
+    bar = Progress("reindexing", enabled=None if not args.quiet else False)
+    try:
+        stats = reindex(_store_dir(args), shards=args.shards, jobs=args.jobs, progress=bar.advance,
+                        lock_timeout=args.lock_timeout)
+    finally:
+        bar.close()
+    if args.json:
+        _emit_json(stats)
+    if not args.quiet:
+        print(f"{PROG}: reindexed {stats.messages} messages from {stats.commits} commits "
+              f"({stats.removed} removed, {stats.keywords_restored} keyword/label states restored"
+              f"{', resumed' if stats.resumed else ''}) in {stats.seconds:.1f}s", file=sys.stderr)
+    return 0
+
+
+def cmd_fsck(args) -> int:
+    from .fsck import check, format_report
+
+    report = check(_store_dir(args))
+    if args.json:
+        _emit_json(report)
+    else:
+        sys.stdout.write(format_report(report, verbose=args.verbose) + "\n")
+    return 0 if report.ok else 2
+
+
 # -- argument parsing -------------------------------------------------------
 
 def _parser() -> argparse.ArgumentParser:
@@ -400,6 +430,24 @@ def _parser() -> argparse.ArgumentParser:
                    help="merge: add to the flags already there (default); set: replace them")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_export_kw)
+
+    s = sub.add_parser("reindex", parents=[common], help="rebuild the index from the git epochs alone",
+                       description="Rebuild over.sqlite3 and the Xapian shards from local/N.git, then restore "
+                       "keywords and labels from the journal. Searches keep using the old index until the "
+                       "new one is complete; an interrupted reindex resumes where it stopped.")
+    s.add_argument("--shards", type=int, metavar="N", help="number of Xapian shards to build (default: keep)")
+    s.add_argument("-j", "--jobs", type=int, metavar="N", help="worker processes (default: CPU count)")
+    s.add_argument("--lock-timeout", type=float, metavar="SECONDS")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_reindex)
+
+    s = sub.add_parser("fsck", parents=[common], help="cross-check git, over, Xapian, mail_sync and the journal",
+                       description="Check that every layer of the store agrees with git and with each other. "
+                       "Exit 0 when there is no error (warnings allowed), 2 otherwise.")
+    s.add_argument("--json", action="store_true", help="the full report as JSON")
+    s.add_argument("-v", "--verbose", action="store_true", help="list every warning, not only counts per kind")
+    s.set_defaults(func=cmd_fsck)
 
     s = sub.add_parser("ls-label", parents=[common], help="list every label in use")
     s.set_defaults(func=cmd_ls_label)

@@ -165,6 +165,7 @@ class EpochWriter:
         self._fi: FastImport | None = None
         self._epoch = -1
         self._bytes = 0
+        self.touched: set[int] = set()  # epochs written since the caller last cleared this
 
     def _start(self) -> None:
         nums = self.layout.epoch_numbers()
@@ -192,6 +193,7 @@ class EpochWriter:
             self._open(self._epoch + 1)
             self._bytes = 0
         self._fi.commit(blob, author, committer, subject)
+        self.touched.add(self._epoch)
         self._bytes += len(blob)
 
     def remove(self, blob: bytes, ident: tuple[str, str]) -> None:
@@ -200,6 +202,7 @@ class EpochWriter:
             self._start()
         now = int(time.time())
         self._fi.commit(blob, (*ident, now, "+0000"), (*ident, now, "+0000"), "rm", path=b"d")
+        self.touched.add(self._epoch)
 
     def checkpoint(self) -> None:
         if self._fi is not None:

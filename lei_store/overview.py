@@ -241,3 +241,10 @@ class Overview:
         """Unindex a message (lei rm, §10.5): over, id2num, xref3 and eidxq rows go; msgid rows stay."""
         for table, col in (("over", "num"), ("id2num", "num"), ("xref3", "docid"), ("eidxq", "docid")):
             self.db.execute(f"DELETE FROM {table} WHERE {col} = ?", (num,))
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO eidx_meta (key, val) VALUES (?, ?)", (key, value))
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT val FROM eidx_meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None

@@ -67,6 +67,7 @@ class Layout:
     """The paths inside one store directory."""
 
     root: Path
+    ei_name: str = f"ei{SCHEMA_VERSION}"  # reindex builds a replacement beside it
 
     @property
     def local(self) -> Path:
@@ -81,7 +82,7 @@ class Layout:
 
     @property
     def ei(self) -> Path:
-        return self.root / f"ei{SCHEMA_VERSION}"
+        return self.root / self.ei_name
 
     @property
     def over(self) -> Path:

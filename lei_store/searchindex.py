@@ -170,10 +170,18 @@ class ShardWriters:
 _REPLIES = ("commit", "close", "take_changes")  # operations whose result the parent waits for
 
 
-def _serve(path: Path, sync: bool, conn) -> None:
+def _serve(path: Path, sync: bool, conn, parent: int) -> None:
     """Child process: apply the parent's operations to one shard until told to close."""
+    import os
+
+    from .children import die_with_parent
+
+    die_with_parent(parent)
     writer = ShardWriters([path], sync=sync)
     while True:
+        while not conn.poll(5):
+            if os.getppid() != parent:  # the writer is gone: release the shard's lock
+                return
         op, args, kwargs = msgspec.msgpack.decode(conn.recv_bytes())
         try:
             result = getattr(writer, op)(*args, **kwargs)
@@ -191,6 +199,7 @@ class ShardProcesses:
     Xapian's C++ indexing then runs beside the main writer instead of inside it."""
 
     def __init__(self, paths: list[Path], *, sync: bool = True):
+        import os
         from multiprocessing import get_context
 
         ctx = get_context("fork")
@@ -198,7 +207,8 @@ class ShardProcesses:
         self._conns, self._procs = [], []
         for path in paths:
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_serve, args=(path, sync, child), name=f"shard[{path.name}]", daemon=True)
+            proc = ctx.Process(target=_serve, args=(path, sync, child, os.getpid()), name=f"shard[{path.name}]",
+                               daemon=True)
             proc.start()
             child.close()
             self._conns.append(parent)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
+from contextlib import nullcontext
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -51,8 +52,9 @@ class ImportStats(msgspec.Struct):
 class Store:
     """A lei store directory: local/N.git, ALL.git, ei15/, mail_sync.sqlite3."""
 
-    def __init__(self, root: Path):
-        self.layout = Layout(Path(root).absolute())
+    def __init__(self, root: Path, ei_name: str | None = None):
+        root = Path(root).absolute()
+        self.layout = Layout(root, ei_name) if ei_name else Layout(root)
         self._blobs: BlobReader | None = None
 
     @property
@@ -118,8 +120,8 @@ class Store:
         return Writer(self, **options)
 
 
-def _analyse_chunk(raws: list[bytes]) -> bytes:
-    return msgspec.msgpack.encode([analyse(r) for r in raws])
+def _analyse_chunk(raws: list[tuple[bytes, int | None]]) -> bytes:
+    return msgspec.msgpack.encode([analyse(r, now) for r, now in raws])
 
 
 _DECODER = msgspec.msgpack.Decoder(list[Analysed])
@@ -133,7 +135,8 @@ class Writer:
                  batch_size: int = 1000, mail_sync: bool = True, use_keywords: bool = True,
                  add_keywords: Iterable[str] = (), add_labels: Iterable[str] = (),
                  export_kw: bool = False, progress: Callable[[int], None] | None = None,
-                 progress_total: Callable[[int], None] | None = None):
+                 progress_total: Callable[[int], None] | None = None, write_git: bool = True,
+                 take_lock: bool = True):
         self.store = store
         self.lay = store.layout
         self.lock_timeout = lock_timeout
@@ -149,13 +152,16 @@ class Writer:
         self.progress_total = progress_total  # told the amount of work when a source knows it
         self.stats = ImportStats()
         self.journaling = True  # off while replaying the journal itself
+        self.write_git = write_git  # off for reindex: the blobs are already in git
+        self.take_lock = take_lock  # off when the caller already holds ei.lock
+        self.meta: dict[str, str] = {}  # eidx_meta entries written with the next over commit
         self._lock = None
         self._pending: dict[bytes, bytes] = {}  # oidbin -> content hash, written since last checkpoint
         self._in_batch = 0
 
     # -- lifecycle --------------------------------------------------------
     def __enter__(self) -> "Writer":
-        self._lock = locked(self.lay.writer_lock, self.lock_timeout)
+        self._lock = locked(self.lay.writer_lock, self.lock_timeout) if self.take_lock else nullcontext()
         self._lock.__enter__()
         try:
             self.over = overview.Overview(self.lay.over)
@@ -195,6 +201,7 @@ class Writer:
         """Make everything written so far durable, in crash-safe order: git, then the journal
         (so no keyword change is visible before it is recorded), Xapian, over, mail_sync."""
         self.git.checkpoint()
+        self._mark_indexed()
         self._pending.clear()
         self.store.refresh()
         changes = self.shards.take_changes()
@@ -203,11 +210,24 @@ class Writer:
                                 for oid in self.over.blobs_of(num)[:1])
         self.journal.commit()
         self.stats.keywords_updated += self.shards.commit()
+        for key, value in self.meta.items():
+            self.over.set_meta(key, value)
         self.over.commit()
         if self.export_kw and changes:
             self._export_keywords(changes)
         self.mailsync.commit()
         self._begin_batch()
+
+    def _mark_indexed(self) -> None:
+        """Record each written epoch's tip: everything up to it is indexed once this batch commits
+        (a replica indexing fetched commits starts after it: reindex.index_new_commits)."""
+        from .reindex import MARK
+
+        for epoch in self.git.touched:
+            tip = epochs.read_ref(self.lay.epoch(epoch), self.git.branch)
+            if tip:
+                self.meta[f"{MARK}{epoch}"] = tip
+        self.git.touched.clear()
 
     def _export_keywords(self, changes) -> None:
         """Show changed keywords on every synced Maildir copy of those messages (as lei does)."""
@@ -230,13 +250,16 @@ class Writer:
                 pass
 
     # -- importing ----------------------------------------------------------
-    def import_items(self, items: Iterable[Item]) -> ImportStats:
+    def import_items(self, items: Iterable[Item],
+                     after_each: Callable[[Item], None] | None = None) -> ImportStats:
         """Store a stream of messages. Errors raised by the stream surface after what came before it is stored."""
         started = time.monotonic()
         failure = None
         try:
             for item, a in self._analysed(items):
                 self._store(item, a)
+                if after_each:
+                    after_each(item)
         except InputError as e:
             failure = e
         self.stats.seconds += time.monotonic() - started
@@ -249,12 +272,15 @@ class Writer:
         it = iter(items)
         if self.jobs <= 1:
             for item in it:
-                yield item, analyse(item.raw)
+                yield item, analyse(item.raw, item.now)
             return
         chunk = 16
         window: deque = deque()
         error = None
-        with ProcessPoolExecutor(self.jobs, mp_context=get_context("fork")) as pool:
+        from .children import die_with_parent
+
+        with ProcessPoolExecutor(self.jobs, mp_context=get_context("fork"), initializer=die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             while True:
                 while error is None and len(window) < self.jobs * 4:
                     batch = []
@@ -267,7 +293,7 @@ class Writer:
                         error = e
                     if not batch:
                         break
-                    window.append((batch, pool.submit(_analyse_chunk, [i.raw for i in batch])))
+                    window.append((batch, pool.submit(_analyse_chunk, [(i.raw, i.now) for i in batch])))
                     if len(batch) < chunk:
                         break
                 if not window:
@@ -299,6 +325,9 @@ class Writer:
         self._tick()
 
     def _commit_blob(self, a: Analysed) -> None:
+        if not self.write_git:
+            self._pending[a.oidbin] = a.chash
+            return
         name, email = a.author
         self.git.add(a.blob, (name, email, a.ds, a.ds_tz), (*self.ident, a.ts, a.ts_tz), a.subject)
         self._pending[a.oidbin] = a.chash
@@ -362,7 +391,7 @@ class Writer:
             blobs = self.over.blobs_of(num)
             if not blobs:
                 continue
-            for oid in blobs:
+            for oid in blobs if self.write_git else ():
                 raw = self.store.read_blob(oid)
                 if raw is not None:
                     self.git.remove(raw, self.ident)

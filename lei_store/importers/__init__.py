@@ -25,6 +25,7 @@ class Item(NamedTuple):
     folder: str | None = None  # mail_sync location (Maildir, or IMAP URL with UIDVALIDITY)
     name: str | None = None  # Maildir basename, recorded in blob2name
     uid: int | None = None  # IMAP UID, recorded in blob2num
+    now: int | None = None  # the time to assume when the message has no date (reindex: its commit's)
     origin: str = ""  # where it came from, for messages to the user
 
 

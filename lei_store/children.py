@@ -1,0 +1,26 @@
+"""Helper processes (shard writers, analysis workers) must never outlive the writer.
+
+A writer killed with SIGKILL cannot tell its children to stop, and forked
+children keep each other's pipe ends open, so they would never see EOF: a
+shard writer left behind keeps Xapian's write lock and blocks the next import.
+Linux lets a child ask to be killed when its parent dies.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """Call first thing in a forked child (PARENT: the forking pid): SIGKILL it when the parent exits."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the shard writer's poll loop still notices
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
