@@ -314,6 +314,40 @@ def cmd_reindex(args) -> int:
     return 0
 
 
+def _index_report(stats, args, what: str) -> None:
+    if args.json:
+        _emit_json(stats)
+    if not args.quiet:
+        print(f"{PROG}: {what}: indexed {stats.messages} messages from {stats.commits} new commits "
+              f"({stats.removed} removed) in {stats.seconds:.1f}s", file=sys.stderr)
+
+
+def cmd_clone(args) -> int:
+    from .progress import Progress
+    from .replica import clone
+
+    bar = Progress("indexing", enabled=None if not args.quiet else False)
+    try:
+        stats = clone(args.src, Path(args.dest), jobs=args.jobs, progress=bar.advance)
+    finally:
+        bar.close()
+    _index_report(stats, args, f"cloned {args.src} into {args.dest}")
+    return 0
+
+
+def cmd_fetch(args) -> int:
+    from .progress import Progress
+    from .replica import fetch
+
+    bar = Progress("indexing", enabled=None if not args.quiet else False)
+    try:
+        stats = fetch(_store_dir(args), jobs=args.jobs, progress=bar.advance)
+    finally:
+        bar.close()
+    _index_report(stats, args, "fetched")
+    return 0
+
+
 def cmd_fsck(args) -> int:
     from .fsck import check, format_report
 
@@ -323,6 +357,44 @@ def cmd_fsck(args) -> int:
     else:
         sys.stdout.write(format_report(report, verbose=args.verbose) + "\n")
     return 0 if report.ok else 2
+
+
+def cmd_backup(args) -> int:
+    from .backup import backup
+
+    stats = backup(_store_dir(args), Path(args.file), lock_timeout=args.lock_timeout)
+    if args.json:
+        _emit_json(stats)
+    if not args.quiet:
+        print(f"{PROG}: backed up {stats.epochs} epoch(s), {stats.commits} commits, {stats.journal_entries} "
+              f"journal entries and {stats.sync_folders} synced folders to {stats.file} "
+              f"({stats.bytes} bytes, {stats.seconds:.1f}s)", file=sys.stderr)
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from .backup import restore
+
+    stats = restore(Path(args.file), Path(args.dir), jobs=args.jobs)
+    if args.json:
+        _emit_json(stats)
+    if not args.quiet:
+        print(f"{PROG}: restored {stats.epochs} epoch(s), {stats.commits} commits into {stats.store} and "
+              f"indexed {stats.messages} messages ({stats.seconds:.1f}s)", file=sys.stderr)
+    return 0
+
+
+def cmd_gc(args) -> int:
+    from .maintenance import gc
+
+    stats = gc(_store_dir(args), lock_timeout=args.lock_timeout)
+    if args.json:
+        _emit_json(stats)
+    if not args.quiet:
+        print(f"{PROG}: gc: {stats.bytes_before} -> {stats.bytes_after} bytes (git {stats.git_before} -> "
+              f"{stats.git_after}, xapian {stats.xapian_before} -> {stats.xapian_after}, sqlite "
+              f"{stats.sqlite_before} -> {stats.sqlite_after}) in {stats.seconds:.1f}s", file=sys.stderr)
+    return 0
 
 
 # -- argument parsing -------------------------------------------------------
@@ -442,12 +514,58 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_reindex)
 
+    s = sub.add_parser("clone", help="make a replica: git clone --mirror of every epoch, then index it",
+                       description="Mirror every local/N.git of SRC (a store path, or a URL git can fetch: "
+                       "git://, http(s)://, ssh) into a new store DEST, copy the keyword/label journal (from a "
+                       "path, or SRC/journal.sqlite3 over http), and index everything. `fetch` keeps it current.")
+    s.add_argument("src", metavar="SRC")
+    s.add_argument("dest", metavar="DEST")
+    s.add_argument("-j", "--jobs", type=int, metavar="N")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_clone)
+
+    s = sub.add_parser("fetch", parents=[common], help="update a replica: git fetch every epoch, index new commits")
+    s.add_argument("-j", "--jobs", type=int, metavar="N")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_fetch)
+
     s = sub.add_parser("fsck", parents=[common], help="cross-check git, over, Xapian, mail_sync and the journal",
                        description="Check that every layer of the store agrees with git and with each other. "
                        "Exit 0 when there is no error (warnings allowed), 2 otherwise.")
     s.add_argument("--json", action="store_true", help="the full report as JSON")
     s.add_argument("-v", "--verbose", action="store_true", help="list every warning, not only counts per kind")
     s.set_defaults(func=cmd_fsck)
+
+    s = sub.add_parser("backup", parents=[common], help="write the store to one backup file",
+                       description="Write every epoch (as git bundles), the keyword/label journal and "
+                       "mail_sync.sqlite3 to FILE, a tar, while holding the writer lock. The index is not "
+                       "saved: restore rebuilds it.")
+    s.add_argument("file", metavar="FILE")
+    s.add_argument("--lock-timeout", type=float, metavar="SECONDS")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_backup)
+
+    s = sub.add_parser("restore", parents=[common], help="create a store from a backup file",
+                       description="Restore the backup FILE into DIR (absent or empty) and rebuild its "
+                       "index; nothing is left in DIR when it fails.")
+    s.add_argument("file", metavar="FILE")
+    s.add_argument("dir", metavar="DIR")
+    s.add_argument("-j", "--jobs", type=int, metavar="N", help="worker processes for the reindex")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_restore)
+
+    s = sub.add_parser("gc", parents=[common], help="repack git, compact Xapian, vacuum SQLite",
+                       description="Repack every epoch, compact every Xapian shard (docids kept) and "
+                       "VACUUM the SQLite files, under the writer lock. Refuses when the free space "
+                       "is below what the rewrite may need.")
+    s.add_argument("--lock-timeout", type=float, metavar="SECONDS")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_gc)
 
     s = sub.add_parser("ls-label", parents=[common], help="list every label in use")
     s.set_defaults(func=cmd_ls_label)

@@ -1,0 +1,131 @@
+"""Replicas made with plain git: `clone` mirrors every epoch and indexes it; `fetch` brings new
+commits (and new epochs) and indexes only those.
+
+SRC is a store directory or a URL whose `local/N.git` git can fetch (git://,
+http(s):// including "dumb" static serving, ssh). The keyword/label journal
+is not in git: it is copied from a path, or fetched as SRC/journal.sqlite3 over
+http(s); over git:// or ssh the replica keeps the journal it has.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from . import epochs
+from .errors import InputError, StorageError
+from .paths import Layout, existing_store
+from .reindex import ReindexStats, index_new_commits
+
+
+def _is_url(src: str) -> bool:
+    return "://" in src or (":" in src.split("/")[0] and not os.path.exists(src))
+
+
+def _git(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], capture_output=True, text=True, cwd=cwd,
+                          env=dict(os.environ, GIT_TERMINAL_PROMPT="0"))
+
+
+def _epoch_url(src: str, n: int) -> str:
+    return f"{src.rstrip('/')}/local/{n}.git"
+
+
+def _remote_epochs(src: str, start: int = 0) -> list[int]:
+    """Epoch numbers at SRC from START on: listed for a path, probed with ls-remote for a URL."""
+    if not _is_url(src):
+        return [n for n in Layout(Path(src).absolute()).epoch_numbers() if n >= start]
+    found, n = [], start
+    while _git("ls-remote", "--heads", _epoch_url(src, n)).returncode == 0:
+        found.append(n)
+        n += 1
+    return found
+
+
+def _mirror(src: str, n: int, dest: Path) -> None:
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    r = _git("clone", "--quiet", "--mirror", _epoch_url(src, n), str(tmp))
+    if r.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise InputError(f"{_epoch_url(src, n)}: git clone failed: {r.stderr.strip().splitlines()[-1:]}")
+    tmp.rename(dest)
+
+
+def _copy_journal(src: str, lay: Layout) -> bool:
+    """The source's journal replaces ours (a replica mirrors its source's keywords)."""
+    fd, tmp = tempfile.mkstemp(dir=lay.root, prefix="journal.fetch.")
+    os.close(fd)
+    try:
+        if _is_url(src):
+            if not src.startswith(("http://", "https://")):
+                return False
+            try:
+                with urllib.request.urlopen(f"{src.rstrip('/')}/journal.sqlite3", timeout=60) as r, \
+                        open(tmp, "wb") as out:
+                    shutil.copyfileobj(r, out)
+            except (urllib.error.URLError, OSError):
+                return False
+        else:
+            source = Path(src) / "journal.sqlite3"
+            if not source.exists():
+                return False
+            with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as s, sqlite3.connect(tmp) as d:
+                s.backup(d)  # consistent even while the source writes (WAL)
+        os.replace(tmp, lay.journal)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{lay.journal}{suffix}").unlink(missing_ok=True)
+        return True
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def clone(src: str, dest: Path, *, jobs: int | None = None, progress=None) -> ReindexStats:
+    """Mirror every epoch of SRC into a new store at DEST, copy the journal, and index it all."""
+    from .store import Store
+
+    dest = Path(dest).absolute()
+    if dest.exists() and any(dest.iterdir()):
+        raise InputError(f"{dest}: exists and is not empty")
+    if not _is_url(src):
+        src = str(existing_store(Path(src)).root)
+    numbers = _remote_epochs(src)
+    if not numbers:
+        raise InputError(f"{src}: no epochs found (expected {_epoch_url(src, 0)})")
+    store = Store.create(dest)
+    for n in numbers:
+        _mirror(src, n, store.layout.epoch(n))
+    epochs.update_alternates(store.layout)
+    _copy_journal(src, store.layout)
+    return index_new_commits(dest, jobs=jobs, progress=progress)
+
+
+def source_of(lay: Layout) -> str:
+    """Where a replica's epochs come from: epoch 0's origin, minus /local/0.git."""
+    numbers = lay.epoch_numbers()
+    url = _git(f"--git-dir={lay.epoch(numbers[0])}", "config", "remote.origin.url").stdout.strip() if numbers else ""
+    if not url.endswith(f"/local/{numbers[0]}.git"):
+        raise InputError(f"{lay.root}: not a replica (no origin remote on {lay.epoch(numbers[0]) if numbers else 'local/'})")
+    return url[: -len(f"/local/{numbers[0]}.git")]
+
+
+def fetch(root: Path, *, jobs: int | None = None, progress=None) -> ReindexStats:
+    """git fetch every epoch (and clone new ones), refresh the journal, index only the new commits."""
+    lay = existing_store(Path(root))
+    src = source_of(lay)
+    have = lay.epoch_numbers()
+    for n in have:
+        r = _git(f"--git-dir={lay.epoch(n)}", "fetch", "--quiet", "--prune", "origin")
+        if r.returncode != 0:
+            raise StorageError(f"git fetch of {lay.epoch(n)} failed: {r.stderr.strip()}")
+    for n in _remote_epochs(src, start=max(have) + 1):
+        _mirror(src, n, lay.epoch(n))
+    epochs.update_alternates(lay)
+    _copy_journal(src, lay)
+    return index_new_commits(lay.root, jobs=jobs, progress=progress)
