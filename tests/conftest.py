@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,16 @@ def dovecot(tmp_path):
         need(False, str(e))
     yield server
     server.stop()
+
+
+@contextmanager
+def small_tmpfs(mnt: Path, size: str):
+    """A tmpfs of SIZE mounted at MNT (root only; skipped elsewhere): a disk that fills up for real."""
+    need(os.geteuid() == 0, "mounting a small tmpfs needs root")
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True)
+    need(r.returncode == 0, f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

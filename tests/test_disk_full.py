@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 
 import pytest
 
-from conftest import need, run_cli
-from storecheck import blob_oid, git_blob, over_rows, xdb
+from conftest import run_cli, small_tmpfs
+from storecheck import git_blob, over_rows, xdb
 
 
 @pytest.fixture
 def small_fs(tmp_path):
-    need(os.geteuid() == 0, "mounting a small tmpfs needs root")
-    mnt = tmp_path / "fs"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True)
-    need(r.returncode == 0, f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with small_tmpfs(tmp_path / "fs", "3m") as mnt:
+        yield mnt
 
 
 def test_import_into_a_full_disk_then_resume(small_fs, sample_corpus, tmp_path):
