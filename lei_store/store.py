@@ -27,6 +27,7 @@ from . import epochs, overview, searchindex
 from .analysis import Analysed, analyse, list_id_terms
 from .blobs import BlobReader
 from .errors import InputError, NotAStoreError
+from .faults import reached
 from .importers import Item, Source
 from .journal import Journal
 from .locks import locked
@@ -201,6 +202,7 @@ class Writer:
         """Make everything written so far durable, in crash-safe order: git, then the journal
         (so no keyword change is visible before it is recorded), Xapian, over, mail_sync."""
         self.git.checkpoint()
+        reached("git-checkpoint")
         self._mark_indexed()
         self._pending.clear()
         self.store.refresh()
@@ -208,14 +210,19 @@ class Writer:
         if self.journaling:
             self.journal.record((oid, "set", kw, labels) for num, kw, labels in changes
                                 for oid in self.over.blobs_of(num)[:1])
+            reached("journal-record")
         self.journal.commit()
+        reached("journal-commit")
         self.stats.keywords_updated += self.shards.commit()
+        reached("xapian-commit")
         for key, value in self.meta.items():
             self.over.set_meta(key, value)
         self.over.commit()
+        reached("over-commit")
         if self.export_kw and changes:
             self._export_keywords(changes)
         self.mailsync.commit()
+        reached("sync-commit")
         self._begin_batch()
 
     def _mark_indexed(self) -> None:
@@ -313,12 +320,14 @@ class Writer:
                 self.mailsync.add_uid(a.oidbin, fid, item.uid)
             else:
                 self.mailsync.add_name(a.oidbin, fid, item.name)
+            reached("sync-row")
         docids = self.over.docids_of_blob(a.oidbin)
         if docids and (a.oidbin in self._pending or self.store.has_blob(a.oidbin)):
             self.stats.duplicates += 1
             if source_kw is not None:
                 for num in docids:
                     self.shards.update_volatile(num, set_kw=source_kw)
+                reached("keywords-set")
         else:
             self._commit_blob(a)
             self._index(a, (source_kw or frozenset()) | self.add_keywords)
@@ -331,6 +340,7 @@ class Writer:
         name, email = a.author
         self.git.add(a.blob, (name, email, a.ds, a.ds_tz), (*self.ident, a.ts, a.ts_tz), a.subject)
         self._pending[a.oidbin] = a.chash
+        reached("blob-written")
 
     def _index(self, a: Analysed, keywords: frozenset[str]) -> None:
         matches = self._content_matches(a)
@@ -344,7 +354,9 @@ class Writer:
         self.stats.added += 1
         num = self.over.next_num()
         tid = self.over.add_message(num, a.mids, a.refs, a.subject_path, a.ts, a.ds, a.ddd, a.oidbin)
+        reached("over-row")
         self.shards.add(num, a.doc, tid, keywords, self.add_labels)
+        reached("xapian-doc")
 
     def _content_matches(self, a: Analysed) -> list[int]:
         """Docids of stored messages sharing a Message-ID and the content hash (§3.1)."""
