@@ -351,7 +351,15 @@ def cmd_fetch(args) -> int:
 def cmd_fsck(args) -> int:
     from .fsck import check, format_report
 
-    report = check(_store_dir(args))
+    if args.repair:
+        from .fsck import repair
+
+        before, report = repair(_store_dir(args), jobs=args.jobs)
+        if before is not report:
+            print(f"{PROG}: found {before.counts.get('errors', 0)} errors; rebuilt the index from git",
+                  file=sys.stderr)
+    else:
+        report = check(_store_dir(args))
     if args.json:
         _emit_json(report)
     else:
@@ -536,6 +544,10 @@ def _parser() -> argparse.ArgumentParser:
                        "Exit 0 when there is no error (warnings allowed), 2 otherwise.")
     s.add_argument("--json", action="store_true", help="the full report as JSON")
     s.add_argument("-v", "--verbose", action="store_true", help="list every warning, not only counts per kind")
+    s.add_argument("--repair", action="store_true",
+                   help="on errors, rebuild what is derived (alternates, the whole index) from git; "
+                   "the epochs are never touched")
+    s.add_argument("-j", "--jobs", type=int, metavar="N", help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_fsck)
 
     s = sub.add_parser("backup", parents=[common], help="write the store to one backup file",

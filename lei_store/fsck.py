@@ -627,3 +627,27 @@ def format_report(report: FsckReport, *, verbose: bool = False) -> str:
                  f"{c.get('commits', 0)} commits in {c.get('epochs', 0)} epochs, "
                  f"{c.get('documents', 0)} documents in {c.get('shards', 0)} shards)")
     return "\n".join(lines)
+
+
+GIT_KINDS = {"bad epoch", "bad ref", "git fsck", "git error", "bad tree", "bad commit", "missing blob"}
+
+
+def repair(root: Path, *, jobs: int | None = None, progress=None) -> tuple[FsckReport, FsckReport]:
+    """Rebuild what is derived when the check finds errors: ALL.git's alternates, then the whole
+    index from git (reindex, which replays the journal). The epochs are never touched, so damage
+    in git itself is reported, not repaired. Returns (report before, report after)."""
+    from . import epochs
+    from .errors import StorageError
+    from .paths import existing_store
+    from .reindex import reindex
+
+    before = check(root)
+    if before.ok:
+        return before, before
+    broken = sorted({p.kind for p in before.problems if p.severity == "error" and p.kind in GIT_KINDS})
+    if broken:
+        raise StorageError(f"git itself is damaged ({', '.join(broken)}): restore the epochs from a "
+                           "backup or a replica; nothing was changed")
+    epochs.update_alternates(existing_store(root))
+    reindex(root, jobs=jobs, progress=progress)
+    return before, check(root)

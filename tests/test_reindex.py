@@ -92,3 +92,37 @@ def test_reindex_restores_keywords_a_lost_index_dropped(built):
 def test_reindex_of_a_non_store_is_one_line(tmp_path):
     r = run_cli("reindex", "--store", str(tmp_path / "nothing"), check=False)
     assert r.returncode == 1 and r.stderr.count(b"\n") == 1
+
+
+def test_fsck_repair_rebuilds_a_damaged_index_from_git(built):
+    import sqlite3
+
+    import xapian
+
+    store, _ = built
+    before = answers(store)
+    db = sqlite3.connect(store / "ei15" / "over.sqlite3")
+    (num,) = db.execute("SELECT MAX(num) FROM over").fetchone()
+    db.execute("DELETE FROM over WHERE num = ?", (num,))
+    db.commit()
+    db.close()
+    shard = xapian.WritableDatabase(str(store / "ei15" / "0"), xapian.DB_OPEN)
+    shard.delete_document(next(p.docid for p in shard.postlist("")))
+    shard.commit()
+    shard.close()
+    (store / "ALL.git" / "objects" / "info" / "alternates").write_text("")
+    assert run_cli("fsck", "--store", str(store), check=False).returncode == 2
+    r = run_cli("fsck", "--store", str(store), "--repair")
+    assert b"rebuilt the index from git" in r.stderr and r.stdout.decode().splitlines()[-1].startswith("ok")
+    assert answers(store) == before
+
+
+def test_fsck_repair_never_touches_damaged_git(built):
+    store, _ = built
+    epoch = store / "local" / "0.git"
+    branch = (epoch / "HEAD").read_text().split("ref:")[1].strip()
+    (epoch / branch).parent.mkdir(parents=True, exist_ok=True)
+    (epoch / branch).write_text("1" * 40 + "\n")
+    (epoch / "packed-refs").unlink(missing_ok=True)
+    r = run_cli("fsck", "--store", str(store), "--repair", check=False)
+    assert r.returncode != 0 and b"git itself is damaged" in r.stderr and r.stderr.count(b"\n") == 1
