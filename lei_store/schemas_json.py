@@ -9,12 +9,24 @@ import msgspec
 
 
 def schemas() -> dict[str, dict]:
+    from .backup import BackupStats
+    from .cli import TagStats
+    from .folders import FolderStats
+    from .fsck import FsckReport
+    from .maintenance import GcStats
+    from .reindex import ReindexStats
     from .search import Result
     from .store import ImportStats
 
     return {
         "q-result.schema.json": msgspec.json.schema(Result),
         "import-stats.schema.json": msgspec.json.schema(ImportStats),
+        "tag-stats.schema.json": msgspec.json.schema(TagStats),
+        "folder-stats.schema.json": msgspec.json.schema(list[FolderStats]),
+        "reindex-stats.schema.json": msgspec.json.schema(ReindexStats),
+        "fsck-report.schema.json": msgspec.json.schema(FsckReport),
+        "backup-stats.schema.json": msgspec.json.schema(BackupStats),
+        "gc-stats.schema.json": msgspec.json.schema(GcStats),
     }
 
 
