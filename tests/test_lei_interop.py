@@ -160,3 +160,7 @@ def test_lei_can_write_into_our_store(stores, tmp_path):
     run_cli("import", "--store", str(ours), "-q", str(tmp_path / "o.eml"))
     nums = [r[0] for r in over_rows(ours)]
     assert len(nums) == len(set(nums)) and lei_q(reader, "mid:after-lei@example.org")
+    # lei and lei-store one after the other leave the store consistent
+    r = run_cli("fsck", "--store", str(ours), "--json")
+    report = json.loads(r.stdout)
+    assert r.returncode == 0 and report["ok"], [p for p in report["problems"] if p["severity"] == "error"]

@@ -126,3 +126,23 @@ def test_fsck_repair_never_touches_damaged_git(built):
     (epoch / "packed-refs").unlink(missing_ok=True)
     r = run_cli("fsck", "--store", str(store), "--repair", check=False)
     assert r.returncode != 0 and b"git itself is damaged" in r.stderr and r.stderr.count(b"\n") == 1
+
+
+def test_reindex_answers_the_parity_suite_like_the_import(small_corpus, tmp_path):
+    """Every query of the lei parity suite (tests/test_q_parity.py), on real awkward mail."""
+    from test_q_parity import OPTION_QUERIES, STATIC_QUERIES, data_queries
+
+    store = tmp_path / "store"
+    run_cli("import", "--store", str(store), "-q", str(shutil.copytree(small_corpus / "maildir", tmp_path / "md")))
+    run_cli("import", "--store", str(store), "-q", f"mboxrd:{small_corpus / 'corpus.mboxrd'}")
+    run_cli("tag", "--store", str(store), "--quiet", "-q", "s:notmuch", "+L:imported")
+    suite = [(["--dedupe=none"], q) for q in STATIC_QUERIES + data_queries(store)] + OPTION_QUERIES
+
+    def run() -> list[list[str]]:
+        return [sorted(run_cli("q", "--store", str(store), "-f", "jsonl", *opts, *q).stdout.decode().splitlines())
+                for opts, q in suite]
+
+    before = run()
+    assert sum(map(bool, before)) > 40
+    run_cli("reindex", "--store", str(store), "-q")
+    assert run() == before
