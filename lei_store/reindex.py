@@ -182,6 +182,7 @@ def reindex(root: Path, *, shards: int | None = None, jobs: int | None = None,
             with store.writer(jobs=jobs, mail_sync=False, write_git=False, batch_size=batch_size,
                               progress=progress, take_lock=False) as writer:
                 writer.journaling = False  # the journal is the source of keywords here
+                writer.use_journal_states()
                 _index_epochs(writer, lay, stats)
                 stats.keywords_restored = writer.replay_journal()
                 writer.meta[DONE] = str(int(time.time()))
@@ -202,6 +203,7 @@ def index_new_commits(root: Path, *, jobs: int | None = None, progress=None,
     with store.writer(jobs=jobs, mail_sync=False, write_git=False, progress=progress,
                       lock_timeout=lock_timeout) as writer:
         writer.journaling = False
+        writer.use_journal_states()
         epochs.update_alternates(store.layout)
         _index_epochs(writer, store.layout, stats)
         stats.keywords_restored = writer.replay_journal()

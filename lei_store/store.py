@@ -156,6 +156,7 @@ class Writer:
         self.write_git = write_git  # off for reindex: the blobs are already in git
         self.take_lock = take_lock  # off when the caller already holds ei.lock
         self.meta: dict[str, str] = {}  # eidx_meta entries written with the next over commit
+        self.journaled: dict | None = None  # blob -> journal.Entry, when indexing from git (reindex)
         self._lock = None
         self._pending: dict[bytes, bytes] = {}  # oidbin -> content hash, written since last checkpoint
         self._in_batch = 0
@@ -343,19 +344,26 @@ class Writer:
         reached("blob-written")
 
     def _index(self, a: Analysed, keywords: frozenset[str]) -> None:
+        labels = self.add_labels
+        known = self.journaled.get(a.oidbin) if self.journaled else None
         matches = self._content_matches(a)
         if matches:
             self.stats.attached += 1
             for num in matches:
                 self.over.add_xref(num, a.oidbin)
                 self.shards.merge_terms(num, list_id_terms(a.list_ids))
-                self.shards.update_volatile(num, add_kw=keywords, add_labels=self.add_labels)
+                if known:
+                    self.shards.update_volatile(num, set_kw=known.kw, set_labels=known.labels)
+                else:
+                    self.shards.update_volatile(num, add_kw=keywords, add_labels=labels)
             return
+        if known:  # rebuilding: the journal's state goes in with the document, not as a later change
+            keywords, labels = frozenset(known.kw), frozenset(known.labels)
         self.stats.added += 1
         num = self.over.next_num()
         tid = self.over.add_message(num, a.mids, a.refs, a.subject_path, a.ts, a.ds, a.ddd, a.oidbin)
         reached("over-row")
-        self.shards.add(num, a.doc, tid, keywords, self.add_labels)
+        self.shards.add(num, a.doc, tid, keywords, labels)
         reached("xapian-doc")
 
     def _content_matches(self, a: Analysed) -> list[int]:
@@ -415,6 +423,11 @@ class Writer:
             self._tick()
         self.flush()
         return removed
+
+    def use_journal_states(self) -> None:
+        """Give re-indexed documents their journaled keywords/labels as they are added (much cheaper
+        than changing each document afterwards); replay_journal() still runs as the final word."""
+        self.journaled = {e.oidbin: e for e in self.journal.latest() if e.op == "set"}
 
     def replay_journal(self) -> int:
         """Set every message's keywords and labels to their last journaled state (after a rebuild)."""
