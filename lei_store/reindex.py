@@ -133,7 +133,7 @@ def _index_changes(writer, changes: Iterator[Change], blobs: BlobStream, stats: 
             continue
         drain()
         nums = writer.over.docids_of_blob(bytes.fromhex(change.oid))
-        stats.removed += writer.remove(nums)
+        stats.removed += writer.remove(nums, flush=False)  # committed with the batch, not one by one
         writer.meta[f"{MARK}{change.epoch}"] = change.commit
     drain()
 

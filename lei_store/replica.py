@@ -78,12 +78,26 @@ def _copy_journal(src: str, lay: Layout) -> bool:
                 return False
             with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as s, sqlite3.connect(tmp) as d:
                 s.backup(d)  # consistent even while the source writes (WAL)
-        os.replace(tmp, lay.journal)
-        for suffix in ("-wal", "-shm"):
-            Path(f"{lay.journal}{suffix}").unlink(missing_ok=True)
+        if not _is_journal(Path(tmp)):
+            return False  # e.g. an HTML error page served with status 200
+        from .locks import locked
+
+        with locked(lay.writer_lock, what="store"):  # no writer has the journal open meanwhile
+            os.replace(tmp, lay.journal)
+            for suffix in ("-wal", "-shm"):
+                Path(f"{lay.journal}{suffix}").unlink(missing_ok=True)
         return True
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _is_journal(path: Path) -> bool:
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            ok = db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+            return ok and db.execute("SELECT 1 FROM sqlite_master WHERE name = 'volatile'").fetchone() is not None
+    except sqlite3.DatabaseError:
+        return False
 
 
 def clone(src: str, dest: Path, *, jobs: int | None = None, progress=None) -> ReindexStats:
@@ -109,6 +123,8 @@ def clone(src: str, dest: Path, *, jobs: int | None = None, progress=None) -> Re
 def source_of(lay: Layout) -> str:
     """Where a replica's epochs come from: epoch 0's origin, minus /local/0.git."""
     numbers = lay.epoch_numbers()
+    if not numbers:
+        raise InputError(f"{lay.root}: not a replica (no epochs in local/)")
     url = _git(f"--git-dir={lay.epoch(numbers[0])}", "config", "remote.origin.url").stdout.strip() if numbers else ""
     if not url.endswith(f"/local/{numbers[0]}.git"):
         raise InputError(f"{lay.root}: not a replica (no origin remote on {lay.epoch(numbers[0]) if numbers else 'local/'})")

@@ -183,6 +183,8 @@ def _serve(path: Path, sync: bool, conn, parent: int) -> None:
             if os.getppid() != parent:  # the writer is gone: release the shard's lock
                 return
         op, args, kwargs = msgspec.msgpack.decode(conn.recv_bytes())
+        if op == "abort":  # exit without close(): Xapian would commit on close, we want nothing kept
+            os._exit(0)
         try:
             result = getattr(writer, op)(*args, **kwargs)
         except Exception as e:  # reported at the next commit: the parent decides
@@ -262,12 +264,26 @@ class ShardProcesses:
         self._send(None, "commit")
         return sum(self._gather())
 
+    def abort(self) -> None:
+        """Drop every uncommitted change: the writers exit without committing (the batch failed)."""
+        for conn in self._conns:
+            try:
+                conn.send_bytes(msgspec.msgpack.encode(["abort", [], {}]))
+            except OSError:
+                pass
+        self._join()
+
     def close(self) -> None:
+        if not any(p.is_alive() for p in self._procs):
+            return  # aborted (or died): nothing to close
         try:
             self._send(None, "close")
             self._gather()
         finally:
-            for proc in self._procs:
-                proc.join(timeout=60)
-                if proc.is_alive():
-                    proc.kill()
+            self._join()
+
+    def _join(self) -> None:
+        for proc in self._procs:
+            proc.join(timeout=60)
+            if proc.is_alive():
+                proc.kill()

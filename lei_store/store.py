@@ -157,6 +157,7 @@ class Writer:
         self.take_lock = take_lock  # off when the caller already holds ei.lock
         self.meta: dict[str, str] = {}  # eidx_meta entries written with the next over commit
         self.journaled: dict | None = None  # blob -> journal.Entry, when indexing from git (reindex)
+        self._removing = False  # this batch unindexes messages: commit over before Xapian
         self._lock = None
         self._pending: dict[bytes, bytes] = {}  # oidbin -> content hash, written since last checkpoint
         self._in_batch = 0
@@ -214,16 +215,21 @@ class Writer:
             reached("journal-record")
         self.journal.commit()
         reached("journal-commit")
-        self.stats.keywords_updated += self.shards.commit()
-        reached("xapian-commit")
         for key, value in self.meta.items():
             self.over.set_meta(key, value)
-        self.over.commit()
-        reached("over-commit")
+        if self._removing:  # rows go before documents: a crash between leaves invisible orphans, not
+            self.over.commit()  # rows whose documents are gone (unsearchable, so no rm could reach them)
+            reached("over-commit")
+        self.stats.keywords_updated += self.shards.commit()
+        reached("xapian-commit")
+        if not self._removing:
+            self.over.commit()
+            reached("over-commit")
         if self.export_kw and changes:
             self._export_keywords(changes)
         self.mailsync.commit()
         reached("sync-commit")
+        self._removing = False
         self._begin_batch()
 
     def _mark_indexed(self) -> None:
@@ -251,7 +257,8 @@ class Writer:
     def _abandon(self) -> None:
         """Drop the unfinished batch. Git objects and Xapian documents written for it may stay:
         a retry re-uses the blobs and hands out the same message numbers, replacing the documents."""
-        for undo in (self.git.abort, self.over.rollback, self.mailsync.rollback, self.journal.rollback):
+        for undo in (self.shards.abort, self.git.abort, self.over.rollback, self.mailsync.rollback,
+                     self.journal.rollback):
             try:
                 undo()
             except Exception:  # the original error is the one to report
@@ -404,9 +411,11 @@ class Writer:
         self.flush()
         return self.stats.keywords_updated - before
 
-    def remove(self, nums: Iterable[int]) -> int:
-        """Unindex messages (lei rm): a `d` commit per blob, rows and documents deleted; git keeps the blobs."""
+    def remove(self, nums: Iterable[int], *, flush: bool = True) -> int:
+        """Unindex messages (lei rm): a `d` commit per blob, rows and documents deleted; git keeps the blobs.
+        Batches holding removals commit over.sqlite3 before Xapian (see flush)."""
         removed = 0
+        self._removing = True
         for num in nums:
             blobs = self.over.blobs_of(num)
             if not blobs:
@@ -421,7 +430,8 @@ class Writer:
             self.shards.delete(num)
             removed += 1
             self._tick()
-        self.flush()
+        if flush:
+            self.flush()
         return removed
 
     def use_journal_states(self) -> None:

@@ -53,3 +53,39 @@ def test_sigkill_at_a_random_moment(reference, tmp_path, seed):
     corpus, ref = reference
     ok, what = crash_soak.check_case(tmp_path, corpus, ref, kill_after=random.Random(seed).uniform(0.1, 2.0))
     assert ok, what
+
+
+def test_failed_tag_batch_keeps_nothing(reference, tmp_path):
+    """An error before the journal commit must not leave the change in Xapian (it would never be
+    journaled, and the next reindex would drop it)."""
+    from conftest import run_cli
+
+    corpus, _ = reference
+    store = tmp_path / "store"
+    run_cli("import", "--store", str(store), "-q", f"mboxrd:{corpus / 'sample.mboxrd'}")
+    r = subprocess.run([sys.executable, "-m", "lei_store", "tag", "--store", str(store), "-q", "z:1..", "+L:foo"],
+                       env=crash_soak._env("journal-record:1:eio"), capture_output=True)
+    assert r.returncode == 74
+    assert run_cli("q", "--store", str(store), "L:foo", "-f", "jsonl").stdout == b""
+    run_cli("tag", "--store", str(store), "--quiet", "-q", "z:1..", "+L:foo")
+    run_cli("reindex", "--store", str(store), "-q")
+    assert len(run_cli("q", "--store", str(store), "L:foo", "-f", "jsonl", "--dedupe=none").stdout.splitlines()) > 200
+
+
+def test_rm_killed_between_commits_stays_removed_and_repairable(reference, tmp_path):
+    from conftest import run_cli
+
+    corpus, _ = reference
+    store = tmp_path / "store"
+    mbox = f"mboxrd:{corpus / 'sample.mboxrd'}"
+    run_cli("import", "--store", str(store), "-q", mbox)
+    hits = lambda: len(run_cli("q", "--store", str(store), "a:carol*", "-f", "jsonl", "--dedupe=none").stdout.splitlines())
+    assert hits() > 10
+    r = subprocess.run([sys.executable, "-m", "lei_store", "rm", "--store", str(store), "-q", "a:carol*"],
+                       env=crash_soak._env("xapian-commit:1"), capture_output=True)
+    assert r.returncode == -9
+    assert hits() == 0  # the rows went first: removed, and no unsearchable rows are left behind
+    run_cli("fsck", "--store", str(store), "--repair")  # leftover documents are only derived data
+    assert run_cli("fsck", "--store", str(store)).returncode == 0
+    run_cli("import", "--store", str(store), "-q", mbox)  # importing them again brings them back
+    assert hits() > 10
