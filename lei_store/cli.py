@@ -16,6 +16,8 @@ import msgspec
 from .errors import LeiStoreError
 
 PROG = "lei-store"
+COMMANDS = ("init", "import", "q", "lcat", "tag", "rm", "ls-mail-sync", "forget-mail-sync", "refresh-mail-sync",
+            "export-kw", "reindex", "clone", "fetch", "fsck", "backup", "restore", "gc", "ls-label", "blob")
 
 
 def _store_dir(args) -> Path:
@@ -407,7 +409,33 @@ def cmd_gc(args) -> int:
 
 # -- argument parsing -------------------------------------------------------
 
-def _parser() -> argparse.ArgumentParser:
+class _Unused:
+    """Stands in for the parsers of subcommands not being run: building them all costs start-up time."""
+
+    def add_argument(self, *a, **kw) -> None:
+        pass
+
+    def set_defaults(self, **kw) -> None:
+        pass
+
+
+def _command(argv: list[str]) -> str | None:
+    """The subcommand named in argv (skipping a leading --store DIR), if any."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--store":
+            i += 2
+            continue
+        if arg.startswith("--store="):
+            i += 1
+            continue
+        return None if arg.startswith("-") else arg
+    return None
+
+
+def _parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ONLY, just that subcommand is built (q start-up time counts)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--store", metavar="DIR",
                         help="the store directory (default: lei's, from leistore.dir or $XDG_DATA_HOME/lei/store)")
@@ -416,11 +444,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="the store directory, for any command (also accepted after the command)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    s = sub.add_parser("init", parents=[common], help="create a store (and record it in lei's config)")
+    def add(name: str, **kw):
+        return sub.add_parser(name, **kw) if only in (None, name) else _Unused()
+
+    s = add("init", parents=[common], help="create a store (and record it in lei's config)")
     s.add_argument("dir", nargs="?", metavar="DIR")
     s.set_defaults(func=cmd_init)
 
-    s = sub.add_parser("import", parents=[common], help="import Maildirs, mboxes and .eml files",
+    s = add("import", parents=[common], help="import Maildirs, mboxes and .eml files",
                        description="Import messages. LOCATION is a Maildir, an mbox "
                        "(mboxrd:, mboxo:, mboxcl:, mboxcl2: prefixes or -F; .gz/.bz2/.xz read), or an "
                        ".eml/.patch file. +kw:KEYWORD and +L:LABEL apply to newly stored messages.")
@@ -439,7 +470,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     s.set_defaults(func=cmd_import)
 
-    s = sub.add_parser("q", parents=[common], help="search the store (lei q's query language)",
+    s = add("q", parents=[common], help="search the store (lei q's query language)",
                        description="Search with lei's query language: s: f: t: c: tc: a: b: bs: nq: q: n: m: "
                        "l: mid: lid: dfn: dfa: dfb: dfhh: dfctx: dfpre: dfpost: dfblob: patchid: kw: L:, ranges "
                        "d: dt: rt: z:, AND OR NOT + - \"phrases\" and trailing* wildcards.")
@@ -460,7 +491,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--stdin", action="store_true", help="read the query from standard input")
     s.set_defaults(func=cmd_q)
 
-    s = sub.add_parser("lcat", parents=[common], help="show messages by Message-ID or blob:OID",
+    s = add("lcat", parents=[common], help="show messages by Message-ID or blob:OID",
                        description="Print messages given as <Message-ID>, mid:ID or blob:OID, with comment "
                        "lines for their blob, keywords and labels (or as JSON).")
     s.add_argument("ids", nargs="+", metavar="ID")
@@ -470,7 +501,7 @@ def _parser() -> argparse.ArgumentParser:
 
     for name, helptext in (("tag", "add or remove keywords and labels (+kw: -kw: +L: -L:)"),
                            ("rm", "unindex messages (git keeps their blobs)")):
-        s = sub.add_parser(name, parents=[common], help=helptext,
+        s = add(name, parents=[common], help=helptext,
                            description=f"{helptext[0].upper()}{helptext[1:]}. Messages are chosen by "
                            "content (files, Maildirs, mboxes, --stdin: matched by Message-ID and content hash, "
                            "else by blob OID) and/or by a search query (-q). Keyword changes are shown on "
@@ -484,24 +515,24 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--quiet", action="store_true")
         s.set_defaults(func=cmd_tag if name == "tag" else cmd_rm)
 
-    s = sub.add_parser("ls-mail-sync", parents=[common], help="list synced folders (Maildirs, IMAP mailboxes)")
+    s = add("ls-mail-sync", parents=[common], help="list synced folders (Maildirs, IMAP mailboxes)")
     s.add_argument("pattern", nargs="?", metavar="GLOB")
     s.add_argument("--local", action="store_true", help="only Maildirs")
     s.add_argument("--remote", action="store_true", help="only IMAP")
     s.add_argument("-z", action="store_true", help="NUL-terminated output")
     s.set_defaults(func=cmd_ls_mail_sync)
 
-    s = sub.add_parser("forget-mail-sync", parents=[common], help="drop a folder's sync information")
+    s = add("forget-mail-sync", parents=[common], help="drop a folder's sync information")
     s.add_argument("folders", nargs="+", metavar="FOLDER")
     s.set_defaults(func=cmd_forget_mail_sync)
 
-    s = sub.add_parser("refresh-mail-sync", parents=[common], help="prune (and complete) a folder's sync information")
+    s = add("refresh-mail-sync", parents=[common], help="prune (and complete) a folder's sync information")
     s.add_argument("folders", nargs="*", metavar="FOLDER")
     s.add_argument("--all", action="store_true")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_refresh_mail_sync)
 
-    s = sub.add_parser("export-kw", parents=[common], help="write keywords back as Maildir/IMAP flags",
+    s = add("export-kw", parents=[common], help="write keywords back as Maildir/IMAP flags",
                        description="Show the store's keywords on synced folders: Maildir files are renamed "
                        "(never rewritten), IMAP flags are stored where the server permits.")
     s.add_argument("folders", nargs="*", metavar="FOLDER")
@@ -511,7 +542,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_export_kw)
 
-    s = sub.add_parser("reindex", parents=[common], help="rebuild the index from the git epochs alone",
+    s = add("reindex", parents=[common], help="rebuild the index from the git epochs alone",
                        description="Rebuild over.sqlite3 and the Xapian shards from local/N.git, then restore "
                        "keywords and labels from the journal. Searches keep using the old index until the "
                        "new one is complete; an interrupted reindex resumes where it stopped.")
@@ -522,7 +553,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_reindex)
 
-    s = sub.add_parser("clone", help="make a replica: git clone --mirror of every epoch, then index it",
+    s = add("clone", help="make a replica: git clone --mirror of every epoch, then index it",
                        description="Mirror every local/N.git of SRC (a store path, or a URL git can fetch: "
                        "git://, http(s)://, ssh) into a new store DEST, copy the keyword/label journal (from a "
                        "path, or SRC/journal.sqlite3 over http), and index everything. `fetch` keeps it current.")
@@ -533,13 +564,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_clone)
 
-    s = sub.add_parser("fetch", parents=[common], help="update a replica: git fetch every epoch, index new commits")
+    s = add("fetch", parents=[common], help="update a replica: git fetch every epoch, index new commits")
     s.add_argument("-j", "--jobs", type=int, metavar="N")
     s.add_argument("--json", action="store_true")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_fetch)
 
-    s = sub.add_parser("fsck", parents=[common], help="cross-check git, over, Xapian, mail_sync and the journal",
+    s = add("fsck", parents=[common], help="cross-check git, over, Xapian, mail_sync and the journal",
                        description="Check that every layer of the store agrees with git and with each other. "
                        "Exit 0 when there is no error (warnings allowed), 2 otherwise.")
     s.add_argument("--json", action="store_true", help="the full report as JSON")
@@ -550,7 +581,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-j", "--jobs", type=int, metavar="N", help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_fsck)
 
-    s = sub.add_parser("backup", parents=[common], help="write the store to one backup file",
+    s = add("backup", parents=[common], help="write the store to one backup file",
                        description="Write every epoch (as git bundles), the keyword/label journal and "
                        "mail_sync.sqlite3 to FILE, a tar, while holding the writer lock. The index is not "
                        "saved: restore rebuilds it.")
@@ -560,7 +591,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_backup)
 
-    s = sub.add_parser("restore", parents=[common], help="create a store from a backup file",
+    s = add("restore", parents=[common], help="create a store from a backup file",
                        description="Restore the backup FILE into DIR (absent or empty) and rebuild its "
                        "index; nothing is left in DIR when it fails.")
     s.add_argument("file", metavar="FILE")
@@ -570,7 +601,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_restore)
 
-    s = sub.add_parser("gc", parents=[common], help="repack git, compact Xapian, vacuum SQLite",
+    s = add("gc", parents=[common], help="repack git, compact Xapian, vacuum SQLite",
                        description="Repack every epoch, compact every Xapian shard (docids kept) and "
                        "VACUUM the SQLite files, under the writer lock. Refuses when the free space "
                        "is below what the rewrite may need.")
@@ -579,10 +610,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_gc)
 
-    s = sub.add_parser("ls-label", parents=[common], help="list every label in use")
+    s = add("ls-label", parents=[common], help="list every label in use")
     s.set_defaults(func=cmd_ls_label)
 
-    s = sub.add_parser("blob", parents=[common], help="print a message blob by git OID")
+    s = add("blob", parents=[common], help="print a message blob by git OID")
     s.add_argument("oids", nargs="+", metavar="OID")
     s.set_defaults(func=cmd_blob)
     return p
@@ -594,7 +625,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         argv, mods = parse_modifiers(argv)
-        args = _parser().parse_args(argv)
+        command = _command(argv)
+        args = _parser(command if command in COMMANDS else None).parse_args(argv)
         args.mods = mods
         if getattr(args, "rotate_bytes", None) is None and hasattr(args, "rotate_bytes"):
             from .epochs import ROTATE_BYTES

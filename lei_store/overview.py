@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import sqlite3
 import zlib
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 
 DDD_FIELDS = ("subject", "from_", "references", "to", "cc", "blob", "mid", "bytes", "lines")
 
 
-@dataclass(frozen=True)
-class OverRow:
+class OverRow(NamedTuple):
     """One decoded `over` row of a real message."""
 
     num: int

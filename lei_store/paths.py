@@ -7,7 +7,7 @@ Discovery follows lei: `leistore.dir` in the lei config file, else
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 SCHEMA_VERSION = 15  # the "15" in ei15/
@@ -62,8 +62,7 @@ def new_store_shard_count(env: os._Environ | dict = os.environ) -> int:
     return max(1, n - 1)
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(NamedTuple):
     """The paths inside one store directory."""
 
     root: Path

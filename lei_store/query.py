@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import calendar
 import re
-import subprocess
 import time
 from functools import cache
 
@@ -120,6 +119,8 @@ def rewrite_dates(text: str) -> str:
 def approxidate(expr: str) -> int:
     """git's approxidate, by asking git itself (lei does the same), in the local time zone.
     git reads any garbage as "now"; its careful parser (expiry dates) tells us it was garbage."""
+    import subprocess  # lazy: only date ranges need git, and q start-up counts
+
     check = subprocess.run(["git", "-c", f"lei-store.date={expr}", "config", "--type=expiry-date",
                             "lei-store.date"], capture_output=True, text=True)
     if check.returncode != 0:

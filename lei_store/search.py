@@ -9,9 +9,8 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import msgspec
 import xapian
@@ -42,8 +41,7 @@ class Result(msgspec.Struct, omit_defaults=True, kw_only=True):
     t: list[tuple[str | None, str | None]] | None = None
 
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(NamedTuple):
     """A matching message: its overview row, keywords, labels and match percentage."""
 
     row: OverRow

@@ -76,3 +76,17 @@ def test_store_option_before_or_after_the_command(tmp_path):
     out = run_cli("--store", str(tmp_path / "s"), "q", "-f", "jsonl", "mid:x@y").stdout
     assert b'"m":"x@y"' in out
     assert run_cli("q", "--store", str(tmp_path / "s"), "-f", "jsonl", "mid:x@y").stdout == out
+
+
+def test_every_command_is_listed_for_the_fast_parser():
+    """cli builds only the named subcommand's parser (start-up time); COMMANDS must name them all."""
+    import argparse
+
+    from lei_store.cli import COMMANDS, _parser
+
+    (sub,) = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert sorted(sub.choices) == sorted(COMMANDS)
+    for name in COMMANDS:
+        only = _parser(name)
+        (part,) = [a for a in only._actions if isinstance(a, argparse._SubParsersAction)]
+        assert list(part.choices) == [name]
