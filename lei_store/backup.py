@@ -73,7 +73,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _sqlite_copy(src: Path, dst: Path) -> None:
+def sqlite_copy(src: Path, dst: Path) -> None:
     """A consistent copy of a WAL-mode database (a raw copy could miss the -wal)."""
     s = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
     d = sqlite3.connect(str(dst))
@@ -121,7 +121,7 @@ def _snapshot(lay: Layout, stage: Path) -> dict:
     for name in SQLITE_FILES:
         src = lay.root / name
         if src.exists():
-            _sqlite_copy(src, stage / name)
+            sqlite_copy(src, stage / name)
             manifest["files"][name] = _sha256(stage / name)
     manifest["journal_entries"] = _count(stage / "journal.sqlite3", "SELECT count(*) FROM volatile") \
         if "journal.sqlite3" in manifest["files"] else 0

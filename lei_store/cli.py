@@ -297,57 +297,56 @@ def cmd_export_kw(args) -> int:
     return 0
 
 
-def cmd_reindex(args) -> int:
-    from .progress import Progress
-    from .reindex import reindex
-
-    bar = Progress("reindexing", enabled=None if not args.quiet else False)
-    try:
-        stats = reindex(_store_dir(args), shards=args.shards, jobs=args.jobs, progress=bar.advance,
-                        lock_timeout=args.lock_timeout)
-    finally:
-        bar.close()
+def _done(stats, args, line) -> int:
+    """The end of a long command: the stats as JSON with --json, a summary line unless --quiet."""
     if args.json:
         _emit_json(stats)
     if not args.quiet:
-        print(f"{PROG}: reindexed {stats.messages} messages from {stats.commits} commits "
-              f"({stats.removed} removed, {stats.keywords_restored} keyword/label states restored"
-              f"{', resumed' if stats.resumed else ''}) in {stats.seconds:.1f}s", file=sys.stderr)
+        print(f"{PROG}: {line(stats)}", file=sys.stderr)
     return 0
 
 
-def _index_report(stats, args, what: str) -> None:
-    if args.json:
-        _emit_json(stats)
-    if not args.quiet:
-        print(f"{PROG}: {what}: indexed {stats.messages} messages from {stats.commits} new commits "
-              f"({stats.removed} removed) in {stats.seconds:.1f}s", file=sys.stderr)
+def _with_progress(args, what: str, run):
+    """Run RUN(progress_callback) under a progress bar (shown on a terminal, never with --quiet)."""
+    from .progress import Progress
+
+    bar = Progress(what, enabled=None if not args.quiet else False)
+    try:
+        return run(bar.advance)
+    finally:
+        bar.close()
+
+
+def _indexed(what: str):
+    return lambda s: (f"{what}: indexed {s.messages} messages from {s.commits} new commits "
+                      f"({s.removed} removed) in {s.seconds:.1f}s")
+
+
+def cmd_reindex(args) -> int:
+    from .reindex import reindex
+
+    stats = _with_progress(args, "reindexing", lambda progress: reindex(
+        _store_dir(args), shards=args.shards, jobs=args.jobs, progress=progress, lock_timeout=args.lock_timeout))
+    return _done(stats, args, lambda s: (
+        f"reindexed {s.messages} messages from {s.commits} commits ({s.removed} removed, "
+        f"{s.keywords_restored} keyword/label states restored{', resumed' if s.resumed else ''}) "
+        f"in {s.seconds:.1f}s"))
 
 
 def cmd_clone(args) -> int:
-    from .progress import Progress
     from .replica import clone
 
-    bar = Progress("indexing", enabled=None if not args.quiet else False)
-    try:
-        stats = clone(args.src, Path(args.dest), jobs=args.jobs, progress=bar.advance)
-    finally:
-        bar.close()
-    _index_report(stats, args, f"cloned {args.src} into {args.dest}")
-    return 0
+    stats = _with_progress(args, "indexing", lambda progress: clone(
+        args.src, Path(args.dest), jobs=args.jobs, progress=progress))
+    return _done(stats, args, _indexed(f"cloned {args.src} into {args.dest}"))
 
 
 def cmd_fetch(args) -> int:
-    from .progress import Progress
     from .replica import fetch
 
-    bar = Progress("indexing", enabled=None if not args.quiet else False)
-    try:
-        stats = fetch(_store_dir(args), jobs=args.jobs, progress=bar.advance)
-    finally:
-        bar.close()
-    _index_report(stats, args, "fetched")
-    return 0
+    stats = _with_progress(args, "indexing", lambda progress: fetch(_store_dir(args), jobs=args.jobs,
+                                                                    progress=progress))
+    return _done(stats, args, _indexed("fetched"))
 
 
 def cmd_fsck(args) -> int:
@@ -373,38 +372,28 @@ def cmd_backup(args) -> int:
     from .backup import backup
 
     stats = backup(_store_dir(args), Path(args.file), lock_timeout=args.lock_timeout)
-    if args.json:
-        _emit_json(stats)
-    if not args.quiet:
-        print(f"{PROG}: backed up {stats.epochs} epoch(s), {stats.commits} commits, {stats.journal_entries} "
-              f"journal entries and {stats.sync_folders} synced folders to {stats.file} "
-              f"({stats.bytes} bytes, {stats.seconds:.1f}s)", file=sys.stderr)
-    return 0
+    return _done(stats, args, lambda s: (
+        f"backed up {s.epochs} epoch(s), {s.commits} commits, {s.journal_entries} journal entries and "
+        f"{s.sync_folders} synced folders to {s.file} ({s.bytes} bytes, {s.seconds:.1f}s)"))
 
 
 def cmd_restore(args) -> int:
     from .backup import restore
 
     stats = restore(Path(args.file), Path(args.dir), jobs=args.jobs)
-    if args.json:
-        _emit_json(stats)
-    if not args.quiet:
-        print(f"{PROG}: restored {stats.epochs} epoch(s), {stats.commits} commits into {stats.store} and "
-              f"indexed {stats.messages} messages ({stats.seconds:.1f}s)", file=sys.stderr)
-    return 0
+    return _done(stats, args, lambda s: (
+        f"restored {s.epochs} epoch(s), {s.commits} commits into {s.store} and "
+        f"indexed {s.messages} messages ({s.seconds:.1f}s)"))
 
 
 def cmd_gc(args) -> int:
     from .maintenance import gc
 
     stats = gc(_store_dir(args), lock_timeout=args.lock_timeout)
-    if args.json:
-        _emit_json(stats)
-    if not args.quiet:
-        print(f"{PROG}: gc: {stats.bytes_before} -> {stats.bytes_after} bytes (git {stats.git_before} -> "
-              f"{stats.git_after}, xapian {stats.xapian_before} -> {stats.xapian_after}, sqlite "
-              f"{stats.sqlite_before} -> {stats.sqlite_after}) in {stats.seconds:.1f}s", file=sys.stderr)
-    return 0
+    return _done(stats, args, lambda s: (
+        f"gc: {s.bytes_before} -> {s.bytes_after} bytes (git {s.git_before} -> {s.git_after}, "
+        f"xapian {s.xapian_before} -> {s.xapian_after}, sqlite {s.sqlite_before} -> {s.sqlite_after}) "
+        f"in {s.seconds:.1f}s"))
 
 
 # -- argument parsing -------------------------------------------------------

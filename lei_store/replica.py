@@ -76,8 +76,9 @@ def _copy_journal(src: str, lay: Layout) -> bool:
             source = Path(src) / "journal.sqlite3"
             if not source.exists():
                 return False
-            with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as s, sqlite3.connect(tmp) as d:
-                s.backup(d)  # consistent even while the source writes (WAL)
+            from .backup import sqlite_copy
+
+            sqlite_copy(source, Path(tmp))  # consistent even while the source writes (WAL)
         if not _is_journal(Path(tmp)):
             return False  # e.g. an HTML error page served with status 200
         from .locks import locked

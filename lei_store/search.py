@@ -72,18 +72,11 @@ def _open_xapian(layout: Layout) -> xapian.Database:
 
 
 def _volatile(doc: xapian.Document) -> tuple[list[str], list[str]]:
-    """K and L terms of one document, with one termlist and skip_to rather than a full walk."""
-    out: dict[bytes, list[str]] = {b"K": [], b"L": []}
-    tl = doc.termlist()
-    for prefix in (b"K", b"L"):
-        try:
-            t = tl.skip_to(prefix)  # returns the term it lands on; iteration continues after it
-            while t.term.startswith(prefix):
-                out[prefix].append(t.term[1:].decode("utf-8", "replace"))
-                t = next(tl)
-        except StopIteration:
-            break
-    return out[b"K"], out[b"L"]
+    """K and L terms of one document, sorted."""
+    from .searchindex import volatile_of  # already loaded on the read path (query.py uses its slots)
+
+    kws, labels = volatile_of(doc)
+    return sorted(kws), sorted(labels)
 
 
 MANY_HITS = 200  # above this, read keywords/labels from their posting lists instead of per document

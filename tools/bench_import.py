@@ -135,6 +135,19 @@ def bench_mu(maildir: Path, work: Path, env) -> tuple[float, int, int]:
 BENCHES = {"lei-store": bench_lei_store, "lei": bench_lei, "notmuch": bench_notmuch, "mu": bench_mu}
 
 
+def bench_env() -> dict:
+    """The environment every benchmarked tool runs in."""
+    return dict(os.environ, GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="bench@example.test",
+                NPROC=str(os.cpu_count()))
+
+
+def unpack(corpus: Path, tmp: Path) -> Path:
+    """Unpack a corpus archive under tmp; returns its Maildir (copy it before handing it to a tool)."""
+    with tarfile.open(corpus) as tar:
+        tar.extractall(tmp / "corpus", filter="data")
+    return tmp / "corpus" / "maildir"
+
+
 def subset(maildir: Path, n: int, dest: Path) -> Path:
     """A Maildir with the first n messages (by name) of another."""
     for sub in ("cur", "new", "tmp"):
@@ -153,12 +166,10 @@ def main() -> None:
     args = ap.parse_args()
     if not args.corpus.exists():
         sys.exit(f"bench_import: {args.corpus} not found")
-    env = dict(os.environ, GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="bench@example.test", NPROC=str(os.cpu_count()))
+    env = bench_env()
     with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
         tmp = Path(tmp)
-        with tarfile.open(args.corpus) as tar:
-            tar.extractall(tmp / "corpus", filter="data")
-        source = tmp / "corpus" / "maildir"
+        source = unpack(args.corpus, tmp)
         count = sum(len(os.listdir(source / s)) for s in ("cur", "new"))
         rows = []
         for tool in args.tools.split(","):

@@ -19,13 +19,12 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_import import DEFAULT_CORPUS, ROOT  # noqa: E402
+from bench_import import DEFAULT_CORPUS, ROOT, bench_env, unpack  # noqa: E402
 
 
 def timed(cmd, env) -> float:
@@ -98,20 +97,18 @@ def main() -> None:
     args = ap.parse_args()
     if not args.corpus.exists():
         sys.exit(f"bench_reimport: {args.corpus} not found")
-    env = dict(os.environ, GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="bench@example.test",
-               NPROC=str(os.cpu_count()))
+    env = bench_env()
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-reimport-") as tmp:
         tmp = Path(tmp)
-        with tarfile.open(args.corpus) as tar:
-            tar.extractall(tmp / "corpus", filter="data")
+        source = unpack(args.corpus, tmp)
         for name in args.tools.split(","):
             if name != "lei-store" and not shutil.which(name):
                 print(f"# {name}: not installed, skipped", file=sys.stderr)
                 continue
             work = tmp / f"run-{name}"
             work.mkdir()
-            maildir = Path(shutil.copytree(tmp / "corpus" / "maildir", work / "maildir"))
+            maildir = Path(shutil.copytree(source, work / "maildir"))
             tool = TOOLS[name](work, env)
             try:
                 first = tool.run(maildir)
