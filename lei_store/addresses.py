@@ -379,12 +379,41 @@ def raw_emails(value: str) -> list[str]:
     return [a.address for a in parse_addresses(value) if a.address]
 
 
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDR = rf"{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*"
+_PHRASE_WORD = r"[^\x00-\x20\x7f\"(),.:;<>@\[\\\]]+"  # atext and non-ASCII (a negated class compiles fast)
+# one element in its commonest spellings: a@b, <a@b>, Some Name <a@b>, "Some, Name" <a@b>
+_PLAIN_ELEMENT = re.compile(
+    rf'[ \t]*(?:({_PLAIN_ADDR})|(?:({_PHRASE_WORD}(?: {_PHRASE_WORD})*)|"([^"\\\r\n]*)")?[ \t]*<({_PLAIN_ADDR})>)[ \t]*')
+
+
+def _split_plain(value: str) -> list[tuple[str | None, str | None]] | None:
+    """split_addresses for lists made only of plain elements; None for anything else."""
+    out, pos, n = [], 0, len(value)
+    while True:
+        m = _PLAIN_ELEMENT.match(value, pos)
+        if not m:
+            return None
+        bare, word_phrase, quoted_phrase, addr = m.groups()
+        out.append((None, bare) if bare else (word_phrase or quoted_phrase or None, addr))
+        pos = m.end()
+        if pos == n:
+            return out
+        if value[pos] != ",":
+            return None
+        pos += 1
+
+
 @lru_cache(maxsize=1 << 16)  # search output repeats the same lists' addresses thousands of times
 def split_addresses(value: str) -> list[tuple[str | None, str | None]]:
     """[(name, address)] for JSON f/t/c: name = phrase, else comment, else None (§9.5).
 
     Like lei, unparsable elements are kept with a None address ("foo" -> ("foo", None)).
+    Plain lists (most of them) take a regex path that gives what the full parser gives.
     """
+    plain = _split_plain(value)
+    if plain is not None:
+        return plain
     return [(a.phrase or a.comment or None, a.address) for a in parse_addresses(value)]
 
 
