@@ -6,9 +6,9 @@ writer and a writer never waits for them.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
@@ -53,12 +53,30 @@ class Hit(NamedTuple):
         from .addresses import split_addresses
 
         r = self.row
-        iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t or 0))
         addrs = lambda v: (split_addresses(v) or None) if v else None
         refs = [x.strip("<>") for x in r.references.split()] or None
-        return Result(L=self.labels or None, blob=r.blob, c=addrs(r.cc), dt=iso(r.ds), f=addrs(r.from_),
+        return Result(L=self.labels or None, blob=r.blob, c=addrs(r.cc), dt=_iso(r.ds), f=addrs(r.from_),
                       kw=self.keywords or None, m=r.mid or None, pct=self.pct, refs=refs,
-                      rt=iso(r.ts), s=r.subject, t=addrs(r.to))
+                      rt=_iso(r.ts), s=r.subject, t=addrs(r.to))
+
+
+@lru_cache(maxsize=4096)
+def _iso_day(day: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(day * 86400))
+
+
+def _iso(t: int | None) -> str:
+    """UTC ISO 8601 like lei's JSON; the date part is cached (hits cluster on few days)."""
+    day, sec = divmod(t or 0, 86400)
+    return "%sT%02d:%02d:%02dZ" % (_iso_day(day), sec // 3600, sec // 60 % 60, sec % 60)
+
+
+def _docids(mset: xapian.MSet) -> Iterator[tuple[int, int]]:
+    """(docid, percent) of each match, by the raw SWIG iterator (the wrapper builds an object per item)."""
+    it, end = mset._begin(), mset._end()
+    while not it.equals(end):
+        yield it.get_docid(), it.get_percent()
+        next(it)
 
 
 def _open_xapian(layout: Layout) -> xapian.Database:
@@ -154,7 +172,7 @@ class Reader:
         for _attempt in range(10):  # a writer may commit under us: reopen and retry, as lei does
             try:
                 mset = self._mset(parsed, sort, reverse, offset, limit, threads)
-                matches = [(self.num_of(m.docid), min(m.percent, 99), m.docid) for m in mset]
+                matches = [(self.num_of(docid), min(pct, 99), docid) for docid, pct in _docids(mset)]
                 picked = self._threads(matches) if threads else self._matched(matches)
                 volatile = _volatile_for(self.db, [docid for _, docid, _ in picked])
                 hits = [Hit(row, *volatile.get(docid, ([], [])), pct) for row, docid, pct in picked]
@@ -235,5 +253,4 @@ def _dedupe_key(row: OverRow, mode: str):
         return row.blob
     if mode == "mid" and row.mid:
         return ("mid", row.mid)
-    text = "\0".join((row.from_, row.to, row.cc, str(row.ds), row.subject, row.references, row.mid))
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).digest()
+    return (row.from_, row.to, row.cc, row.ds, row.subject, row.references, row.mid)
