@@ -1,0 +1,126 @@
+"""The `lei-store` entry point: read-only commands are answered by the resident reader.
+
+Kept to the standard library's cheapest modules, because everything imported here is
+paid on every `lei-store q` before any work starts. For q, lcat, blob and ls-label it
+hands the command to lei_store.daemon over a Unix socket, passing its own stdin, stdout
+and stderr (SCM_RIGHTS), working directory, umask and environment, and exits with the
+code the daemon sends back. When there is no daemon it starts one for next time and runs
+the command itself; so does every other command, and every command when
+LEI_STORE_DAEMON=0.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+PROTOCOL = 1
+DAEMON_COMMANDS = ("q", "lcat", "blob", "ls-label")
+
+
+def command_of(argv: list[str]) -> str | None:
+    """The subcommand named in argv (skipping a leading --store DIR), if any."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--store":
+            i += 2
+            continue
+        if arg.startswith("--store="):
+            i += 1
+            continue
+        return None if arg.startswith("-") else arg
+    return None
+
+
+def socket_path() -> str:
+    """One daemon per user and per installation (two checkouts must not answer for each other)."""
+    from zlib import crc32
+
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    folder = os.path.join(runtime, "lei-store") if runtime else f"/tmp/lei-store-{os.getuid()}"
+    install = os.path.dirname(os.path.abspath(__file__)) + "\0" + sys.executable
+    return os.path.join(folder, f"reader-{crc32(install.encode()):08x}.sock")
+
+
+def encode_request(argv: list[str]) -> bytes:
+    import marshal
+
+    umask = os.umask(0o22)
+    os.umask(umask)
+    body = marshal.dumps((PROTOCOL, argv, os.getcwd(), umask, dict(os.environ)))
+    return len(body).to_bytes(4, "big") + body
+
+
+def _ask_daemon(argv: list[str]) -> int | None:
+    """The command's exit code from the daemon; None when the caller must run it itself."""
+    import _socket  # not `socket`, nor `array` for the descriptors: each costs milliseconds to import
+
+    path = socket_path()
+    if len(path.encode()) > 100:  # sun_path limit
+        return None
+    try:
+        st = os.stat(os.path.dirname(path))
+    except OSError:
+        st = None
+    if st is not None and (st.st_uid != os.getuid() or st.st_mode & 0o077):
+        return None  # not our private folder (e.g. someone else's in /tmp): never hand it our descriptors
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        _start_daemon(path)
+        return None
+    try:
+        fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2))  # three C ints
+        request = encode_request(argv)
+        sent = sock.sendmsg([request], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+        if sent < len(request):
+            sock.sendall(request[sent:])
+        reply = b""
+        while chunk := sock.recv(64):
+            reply += chunk
+    except OSError:  # e.g. a closed stdin cannot be passed; nothing has run yet
+        return None
+    finally:
+        sock.close()
+    if reply.startswith(b"+exit "):  # "+": the daemon took the command; then its exit code
+        return int(reply[6:])
+    if reply.startswith(b"+"):
+        print("lei-store: the reader daemon stopped before answering (output may be incomplete)", file=sys.stderr)
+        return 70
+    if reply == b"stale\n":  # the daemon's code changed on disk: it has quit
+        _start_daemon(path)
+    return None  # nothing ran: run the command here
+
+
+def _start_daemon(path: str) -> None:
+    """Start `python -m lei_store.daemon PATH`, detached, for the next command."""
+    pid = os.fork()
+    if pid:
+        os.waitpid(pid, 0)
+        return
+    try:
+        os.setsid()
+        if os.fork() == 0:
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.execv(sys.executable, [sys.executable, "-m", "lei_store.daemon", path])
+    finally:
+        os._exit(0)
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    if command_of(argv) in DAEMON_COMMANDS and os.environ.get("LEI_STORE_DAEMON", "1") != "0":
+        try:
+            code = _ask_daemon(argv)
+        except KeyboardInterrupt:
+            return 130
+        if code is not None:
+            return code
+    from .cli import main as run
+
+    return run(argv)
