@@ -9,15 +9,18 @@ import argparse
 import errno
 import os
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import msgspec
 
+from .client import command_of
 from .errors import LeiStoreError
 
 PROG = "lei-store"
 COMMANDS = ("init", "import", "q", "lcat", "tag", "rm", "ls-mail-sync", "forget-mail-sync", "refresh-mail-sync",
-            "export-kw", "reindex", "clone", "fetch", "fsck", "backup", "restore", "gc", "ls-label", "blob")
+            "export-kw", "reindex", "clone", "fetch", "fsck", "backup", "restore", "gc", "ls-label", "blob",
+            "daemon-pid", "daemon-kill")
 
 
 def _store_dir(args) -> Path:
@@ -164,6 +167,25 @@ def cmd_ls_label(args) -> int:
 
     for label in Reader(_layout(args).root).all_labels():
         print(label)
+    return 0
+
+
+def cmd_daemon_pid(args) -> int:
+    from . import daemon
+    from .client import socket_path
+
+    pid = daemon.pid_of(socket_path())
+    if pid is None:
+        return 1
+    print(pid)
+    return 0
+
+
+def cmd_daemon_kill(args) -> int:
+    from . import daemon
+    from .client import socket_path
+
+    daemon.kill(socket_path())
     return 0
 
 
@@ -408,19 +430,10 @@ class _Unused:
         pass
 
 
-def _command(argv: list[str]) -> str | None:
-    """The subcommand named in argv (skipping a leading --store DIR), if any."""
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--store":
-            i += 2
-            continue
-        if arg.startswith("--store="):
-            i += 1
-            continue
-        return None if arg.startswith("-") else arg
-    return None
+@lru_cache(maxsize=None)
+def parser_for(command: str | None) -> argparse.ArgumentParser:
+    """The parser for argv naming COMMAND; cached, so the daemon builds its read commands' once."""
+    return _parser(command if command in COMMANDS else None)
 
 
 def _parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -605,6 +618,15 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     s = add("blob", parents=[common], help="print a message blob by git OID")
     s.add_argument("oids", nargs="+", metavar="OID")
     s.set_defaults(func=cmd_blob)
+
+    s = add("daemon-pid", help="print the pid of the resident reader, if one runs",
+            description="q, lcat, blob and ls-label are answered by a resident reader process that "
+            "keeps the read path loaded (started on first use, gone after 15 idle minutes; "
+            "LEI_STORE_DAEMON=0 disables it). Exit 1 when none runs.")
+    s.set_defaults(func=cmd_daemon_pid)
+
+    s = add("daemon-kill", help="stop the resident reader")
+    s.set_defaults(func=cmd_daemon_kill)
     return p
 
 
@@ -614,8 +636,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         argv, mods = parse_modifiers(argv)
-        command = _command(argv)
-        args = _parser(command if command in COMMANDS else None).parse_args(argv)
+        args = parser_for(command_of(argv)).parse_args(argv)
         args.mods = mods
         if getattr(args, "rotate_bytes", None) is None and hasattr(args, "rotate_bytes"):
             from .epochs import ROTATE_BYTES

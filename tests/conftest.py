@@ -49,6 +49,8 @@ def hermetic_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("GIT_COMMITTER_NAME", "lei test")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "lei@example.test")
     monkeypatch.setenv("NPROC", "2")
+    # no resident reader per test (test_daemon.py runs it on purpose); commands run in-process
+    monkeypatch.setenv("LEI_STORE_DAEMON", "0")
     yield home
 
 

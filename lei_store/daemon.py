@@ -1,0 +1,306 @@
+"""The resident reader: answers q, lcat, blob and ls-label for lei_store.client, as lei-daemon does for lei.
+
+A fresh Python process spends far longer importing Xapian, msgspec and the read path than a
+Message-ID lookup takes. The daemon pays for the imports once. For each request it forks a
+child that takes the client's stdin/stdout/stderr, working directory, umask and environment,
+runs the command exactly as the CLI would, and sends back its exit code. A child per request
+keeps requests apart: nothing one query opens (SQLite, Xapian, git) outlives it, a crash
+loses one answer and not the daemon, and each query sees the store as it is now.
+
+The daemon exits after LEI_STORE_DAEMON_IDLE seconds without a request (default 900), at
+`lei-store daemon-kill`, or when its own code changed on disk (the client then runs the
+command itself and starts a fresh daemon).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gc
+import marshal
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+
+from .client import DAEMON_COMMANDS, PROTOCOL
+
+IDLE_SECONDS = 900.0
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def code_stamp() -> list[tuple[str, int, int]]:
+    """Name, mtime and size of every module of the package: a change means a stale daemon."""
+    stamp = []
+    for folder in (_PACKAGE, os.path.join(_PACKAGE, "importers")):
+        with os.scandir(folder) as entries:
+            stamp += [(e.path, e.stat().st_mtime_ns, e.stat().st_size) for e in entries if e.name.endswith(".py")]
+    return sorted(stamp)
+
+
+def _preload() -> None:
+    """Import the read path and build the read commands' parsers before the first request."""
+    from importlib import import_module
+
+    from . import cli
+
+    for module in ("addresses", "blobs", "output", "query", "search"):
+        import_module(f"{__package__}.{module}")
+    for command in DAEMON_COMMANDS:
+        cli.parser_for(command)
+
+
+def _prepare_folder(path: str) -> None:
+    folder = os.path.dirname(path)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    st = os.stat(folder)
+    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise SystemExit(f"lei-store daemon: {folder} must be private to its owner")
+
+
+def serve(path: str, idle: float = IDLE_SECONDS) -> None:
+    """Answer requests on PATH until idle, killed or stale. Runs in the foreground."""
+    _prepare_folder(path)
+    lock = open(path + ".lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return  # another daemon is starting or running
+    _preload()
+    stamp = code_stamp()
+    if os.path.exists(path):
+        os.unlink(path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(64)
+    with open(path + ".pid", "w") as f:
+        f.write(f"{os.getpid()}\n")
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the workers
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    gc.freeze()  # workers share the preloaded objects' pages instead of copying them at each collection
+    spare, warm_store, deaths = None, [], 0
+    try:
+        while deaths < 10:
+            spare, line = _spawn_worker(listener, lock, stamp, warm_store)
+            ready, _, _ = select.select([line], [], [], idle)
+            news = line.recv(1) if ready else b"idle"
+            if news == b"a":  # it took a request: start the next spare at once, warmed on its store
+                warm_store, deaths = _store_hint(line) or warm_store, 0
+                line.close()
+                continue
+            if news == b"":  # it died before taking one; ten in a row and the daemon gives up
+                deaths += 1
+                time.sleep(0.1)
+                continue
+            return  # idle, or stale ("s"): the finally shuts down, then the worker answers "stale"
+    finally:
+        _shut(path, listener, lock)
+        if spare is not None:
+            _stop(spare)
+
+
+def _stop(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
+def _store_hint(line: socket.socket) -> list[str]:
+    """The --store arguments of the request a worker just took (sent right after it)."""
+    line.settimeout(0.5)
+    try:
+        return marshal.loads(line.recv(1 << 16))
+    except (OSError, ValueError, EOFError):
+        return []
+
+
+def _store_args(argv: list[str], cwd: str) -> list[str]:
+    for i, arg in enumerate(argv):
+        if arg == "--store" and i + 1 < len(argv):
+            return ["--store", os.path.join(cwd, argv[i + 1])]
+        if arg.startswith("--store="):
+            return ["--store", os.path.join(cwd, arg[len("--store="):])]
+    return []
+
+
+def _warm_up(store_args: list[str]) -> None:
+    """A query that matches nothing, so the request's query runs in a warm process: the pages it
+    touches are already this worker's own (~5 ms of copy-on-write faults otherwise)."""
+    try:
+        sys.modules[f"{__package__}.cli"].main([*store_args, "q", "-f", "jsonl", "mid:warm-up@lei-store.invalid"])
+    except BaseException:  # no such store (yet), or anything else: only speed is at stake
+        pass
+
+
+def _spawn_worker(listener: socket.socket, lock, stamp, warm_store: list[str]) -> tuple[int, socket.socket]:
+    """Fork the next worker; it waits in accept() so a request never waits for a fork."""
+    line, worker_end = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        lock.close()  # the daemon's flock must end with the daemon, not with a busy worker
+        line.close()
+        _worker(listener, worker_end, stamp, warm_store)
+    worker_end.close()
+    return pid, line
+
+
+def _worker(listener: socket.socket, line: socket.socket, stamp, warm_store: list[str]) -> None:
+    """Take one request and become it; never returns."""
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # only while idle: masked below
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # a worker waits for its own children
+        _warm_up(warm_store)
+        watch = _ClientWatch()
+        conn, _ = listener.accept()
+        # from here on the daemon's SIGTERM (meant for the spare) must not end a request
+        signal.signal(signal.SIGTERM, lambda *_: None)
+        stale = code_stamp() != stamp
+        line.sendall(b"s" if stale else b"a")
+        listener.close()
+        request, fds = _receive(conn)  # read it all even when stale: unread data would reset the connection
+        if stale:
+            line.recv(1)  # the daemon has let go of the socket and lock: a new one can start
+            conn.sendall(b"stale\n")
+            os._exit(0)
+        line.sendall(marshal.dumps(_store_args(request[1], request[2])))
+        line.close()
+    except BaseException:
+        os._exit(1)  # the client got no "+": it runs the command itself
+    _child(conn, request, fds, watch)
+
+
+def _shut(path: str, listener: socket.socket, lock) -> None:
+    """Stop answering: the socket and pid file go first, so new clients start a new daemon."""
+    if listener.fileno() < 0:
+        return
+    for leftover in (path, path + ".pid"):
+        try:
+            os.unlink(leftover)
+        except FileNotFoundError:
+            pass
+    listener.close()
+    lock.close()
+
+
+def _receive(conn: socket.socket) -> tuple[tuple, list[int]]:
+    """The request tuple and the client's three descriptors."""
+    conn.settimeout(10)  # a client sends everything at once
+    data, ancdata, _flags, _addr = conn.recvmsg(1 << 16, socket.CMSG_SPACE(3 * 4))
+    fds = []
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds += list(memoryview(payload).cast("i"))
+    while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
+        chunk = conn.recv(1 << 16)
+        if not chunk:
+            raise ConnectionError("request cut short")
+        data += chunk
+    request = marshal.loads(data[4:])
+    if request[0] != PROTOCOL or len(fds) != 3:
+        raise ConnectionError("unknown request")
+    return request, fds
+
+
+def _child(conn: socket.socket, request: tuple, fds: list[int], watch: _ClientWatch) -> None:
+    """Become the client's command; never returns."""
+    code = 70
+    try:
+        conn.sendall(b"+")  # from here on the client must not run the command itself
+        _version, argv, cwd, umask, env = request
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        os.chdir(cwd)
+        os.umask(umask)
+        os.environ.clear()
+        os.environ.update(env)
+        time.tzset()
+        _reopen_stdio()
+        conn.settimeout(None)
+        watch.watch(conn)
+        code = _run(argv)
+    except Exception as e:  # e.g. the client's working directory is gone
+        os.write(2, f"lei-store: {' '.join(str(e).split()) or type(e).__name__}\n".encode(errors="replace"))
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        try:
+            conn.sendall(b"exit %d\n" % code)
+        finally:
+            os._exit(0)
+
+
+def _run(argv: list[str]) -> int:
+    from .cli import main
+
+    try:
+        return main(argv)
+    except SystemExit as e:  # argparse: --help, usage errors
+        if e.code is None or isinstance(e.code, int):
+            return e.code or 0
+        print(e.code, file=sys.stderr)
+        return 1
+
+
+def _reopen_stdio() -> None:
+    """Text streams on the client's descriptors (the daemon's own point at /dev/null)."""
+    sys.stdin = open(0, "r", encoding="utf-8", errors="surrogateescape", closefd=False)
+    sys.stdout = open(1, "w", 1 if os.isatty(1) else -1, encoding="utf-8", errors="surrogateescape", closefd=False)
+    sys.stderr = open(2, "w", 1, encoding="utf-8", errors="backslashreplace", closefd=False)
+
+
+class _ClientWatch(threading.Thread):
+    """Ends the process when the client goes away (^C, killed): the client sends nothing after
+    its request, so end of file means it is gone. Started before the request arrives, since
+    starting a thread costs a millisecond."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self._conn: socket.socket | None = None
+        self._given = threading.Lock()
+        self._given.acquire()
+        self.start()
+
+    def watch(self, conn: socket.socket) -> None:
+        self._conn = conn
+        self._given.release()
+
+    def run(self) -> None:
+        self._given.acquire()
+        try:
+            self._conn.recv(1)
+        except OSError:
+            pass
+        os._exit(130)
+
+
+def pid_of(path: str) -> int | None:
+    """The running daemon's pid, from its pid file, if that process exists."""
+    try:
+        with open(path + ".pid") as f:
+            pid = int(f.read())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def kill(path: str, timeout: float = 5.0) -> int | None:
+    """Stop the daemon (SIGTERM) and wait for its socket to go; its pid, or None if none ran."""
+    pid = pid_of(path)
+    if pid is None:
+        return None
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return pid
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], float(os.environ.get("LEI_STORE_DAEMON_IDLE", IDLE_SECONDS)))

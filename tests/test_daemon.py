@@ -1,0 +1,210 @@
+"""The resident reader (lei_store.daemon) answers q, lcat, blob and ls-label exactly as the
+command run in-process does, starts on first use, restarts when its code changes, and goes
+away when told to or when idle."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_cli
+
+SCRIPT = [sys.executable, str(ROOT / "lei_store" / "bin" / "lei-store")]
+
+
+@pytest.fixture(scope="module")
+def store(sample_corpus, tmp_path_factory) -> Path:
+    s = tmp_path_factory.mktemp("daemon") / "store"
+    run_cli("import", "--store", str(s), "-q", "+L:sample", str(sample_corpus / "maildir"))
+    run_cli("tag", "--store", str(s), "-q", "s:scrub", "+kw:flagged", "+L:later")
+    return s
+
+
+@pytest.fixture
+def env(tmp_path):
+    """LEI_STORE_DAEMON on, a private runtime dir; the daemon is killed at teardown."""
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    e = dict(os.environ, LEI_STORE_DAEMON="1", XDG_RUNTIME_DIR=str(run), LEI_STORE_DAEMON_IDLE="120")
+    yield e
+    subprocess.run([*SCRIPT, "daemon-kill"], env=e, capture_output=True, timeout=30)
+    assert daemon_pid(e) is None
+
+
+def lei_store(*args, env, cwd=None, stdin=None, umask=-1) -> subprocess.CompletedProcess:
+    return subprocess.run([*SCRIPT, *args], env=env, cwd=cwd, stdin=stdin, umask=umask, capture_output=True,
+                          timeout=60)
+
+
+def daemon_pid(env) -> int | None:
+    r = subprocess.run([*SCRIPT, "daemon-pid"], env=env, capture_output=True, timeout=30)
+    return int(r.stdout) if r.returncode == 0 else None
+
+
+def children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def wait_for(predicate, seconds: float = 20.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {predicate}")
+
+
+def started(env, store) -> int:
+    """Start the daemon the way a user does (the first read command) and wait for its spare worker."""
+    lei_store("ls-label", "--store", str(store), env=env)
+    pid = wait_for(lambda: daemon_pid(env))
+    wait_for(lambda: children(pid))
+    return pid
+
+
+def served(env, store, *args, **kw) -> subprocess.CompletedProcess:
+    """Run a command and check that the daemon's spare worker took it (a new spare replaces it)."""
+    pid = daemon_pid(env)
+    before = children(pid)
+    r = lei_store(*args, env=env, **kw)
+    wait_for(lambda: children(pid) and children(pid) != before)
+    assert daemon_pid(env) == pid
+    return r
+
+
+QUERIES = [
+    ("-f", "json", "s:scrub"),
+    ("-f", "jsonl", "z:1.."),
+    ("-f", "concatjson", "kw:flagged", "OR", "L:later"),
+    ("-f", "json", "--pretty", "-t", "s:scrub"),
+    ("-f", "jsonl", "--dedupe=mid", "--sort=relevance", "-n", "5", "b:the"),
+    ("-f", "text", "s:scrub"),
+    ("-f", "summary", "z:1.."),
+    ("-f", "mboxrd", "s:scrub"),
+    ("-f", "jsonl", "d:2019-01-01.."),
+    ("-f", "jsonl", "s:("),  # a bad query: the same one line and exit code
+    ("-f", "jsonl", "nope:x"),
+    ("--help",),
+]
+
+
+def test_answers_equal_the_in_process_ones(store, env):
+    started(env, store)
+    cold = dict(env, LEI_STORE_DAEMON="0")
+    for args in QUERIES:
+        want = lei_store("q", "--store", str(store), *args, env=cold)
+        got = served(env, store, "q", "--store", str(store), *args)
+        assert (got.returncode, got.stdout, got.stderr) == (want.returncode, want.stdout, want.stderr), args
+    oid = json.loads(lei_store("q", "--store", str(store), "-f", "jsonl", "-n", "1", "z:1..", env=cold)
+                     .stdout)["blob"]
+    for args in (("blob", oid), ("blob", oid[:12]), ("lcat", f"blob:{oid}"), ("ls-label",), ("blob", "0" * 40)):
+        want = lei_store(*args, "--store", str(store), env=cold)
+        got = served(env, store, *args, "--store", str(store))
+        assert (got.returncode, got.stdout, got.stderr) == (want.returncode, want.stdout, want.stderr), args
+
+
+def test_stdin_cwd_and_umask_are_the_clients(store, env, tmp_path):
+    started(env, store)
+    r = served(env, store, "q", "--store", str(store), "--stdin", "-f", "jsonl", stdin=open(os.devnull, "rb"))
+    assert r.returncode != 0 and b"no query" in r.stderr
+    query = tmp_path / "query"
+    query.write_text('s:scrub AND d:2000-01-01..\n')
+    r = served(env, store, "q", "--store", str(store), "--stdin", "-f", "jsonl", stdin=query.open("rb"))
+    assert r.returncode == 0 and len(r.stdout.splitlines()) > 0
+    modes = {}
+    for name, how in (("cold", dict(env, LEI_STORE_DAEMON="0")), ("served", None)):
+        work = tmp_path / name
+        work.mkdir()
+        args = ("q", "--store", str(store), "-o", "maildir:out", "s:scrub")
+        r = served(env, store, *args, cwd=work, umask=0o027) if how is None else \
+            lei_store(*args, env=how, cwd=work, umask=0o027)
+        assert r.returncode == 0, r.stderr
+        modes[name] = sorted((p.relative_to(work).parts[:2], p.stat().st_mode) for p in work.rglob("*"))
+    assert modes["served"] == modes["cold"] and modes["cold"]
+    assert all(mode & 0o027 == 0 for _, mode in modes["served"])
+
+
+def test_a_closed_stdin_runs_in_process(store, env):
+    started(env, store)
+    r = subprocess.run(f"exec 0<&-; {' '.join(SCRIPT)} q --store {store} -f jsonl s:scrub", shell=True,
+                       env=env, capture_output=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.count(b"\n") > 0
+
+
+def test_first_use_starts_it_and_kill_stops_it(store, env):
+    assert daemon_pid(env) is None
+    first = lei_store("q", "--store", str(store), "-f", "jsonl", "s:scrub", env=env)  # answered in-process
+    pid = wait_for(lambda: daemon_pid(env))
+    worker = wait_for(lambda: children(pid))
+    again = served(env, store, "q", "--store", str(store), "-f", "jsonl", "s:scrub")
+    assert again.stdout == first.stdout
+    assert lei_store("daemon-kill", env=env).returncode == 0
+    assert daemon_pid(env) is None
+    wait_for(lambda: not any(Path(f"/proc/{p}").exists() for p in worker))
+    assert not list(Path(env["XDG_RUNTIME_DIR"], "lei-store").glob("*.sock"))
+
+
+def test_idle_daemon_exits(store, env):
+    env["LEI_STORE_DAEMON_IDLE"] = "1"
+    pid = started(env, store)
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z")
+    assert daemon_pid(env) is None
+    r = lei_store("q", "--store", str(store), "-f", "jsonl", "s:scrub", env=env)
+    assert r.returncode == 0 and r.stdout
+
+
+def test_changed_code_means_a_fresh_daemon(store, env):
+    """A daemon whose modules changed on disk answers "stale": the client runs the command itself
+    and starts a new daemon."""
+    old = started(env, store)
+    want = lei_store("q", "--store", str(store), "-f", "jsonl", "s:scrub", env=dict(env, LEI_STORE_DAEMON="0"))
+    module = ROOT / "lei_store" / "paths.py"
+    st = module.stat()
+    os.utime(module, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    try:
+        r = lei_store("q", "--store", str(store), "-f", "jsonl", "s:scrub", env=env)
+        assert (r.returncode, r.stdout) == (0, want.stdout)
+        new = wait_for(lambda: (daemon_pid(env) or old) != old and daemon_pid(env))
+    finally:
+        os.utime(module, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert not Path(f"/proc/{old}").exists() or Path(f"/proc/{old}/stat").read_text().split()[2] == "Z"
+    lei_store("daemon-kill", env=env)
+    assert new != old
+
+
+def test_concurrent_clients_all_get_their_answer(store, env):
+    started(env, store)
+    queries = ["s:scrub", "z:1..", "kw:flagged", "L:later", "b:the"] * 2
+    cold = dict(env, LEI_STORE_DAEMON="0")
+    want = {q: lei_store("q", "--store", str(store), "-f", "jsonl", q, env=cold).stdout for q in set(queries)}
+    procs = [(q, subprocess.Popen([*SCRIPT, "q", "--store", str(store), "-f", "jsonl", q], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)) for q in queries]
+    for q, p in procs:
+        out, err = p.communicate(timeout=60)
+        assert (p.returncode, out, err) == (0, want[q], b""), q
+
+
+def test_the_client_imports_almost_nothing():
+    """Start-up is the cost of a small query: the client must not pull in the read path."""
+    code = "import sys, lei_store.client; print(' '.join(sorted(sys.modules)))"
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, check=True,
+                                text=True).stdout.split())
+    heavy = {"re", "argparse", "msgspec", "xapian", "sqlite3", "pygit2", "socket", "array", "pathlib",
+             "lei_store.cli", "lei_store.search"}
+    assert not loaded & heavy
