@@ -178,18 +178,21 @@ def _serve(path: Path, sync: bool, conn, parent: int) -> None:
 
     die_with_parent(parent)
     writer = ShardWriters([path], sync=sync)
+    # Every way out but "close" is os._exit: letting `writer` be destroyed would commit the
+    # uncommitted (unjournaled) changes, and on a full disk that commit throws from a C++
+    # destructor, which aborts the process with a second line on stderr.
     while True:
         while not conn.poll(5):
             if os.getppid() != parent:  # the writer is gone: release the shard's lock
-                return
+                os._exit(0)
         op, args, kwargs = msgspec.msgpack.decode(conn.recv_bytes())
-        if op == "abort":  # exit without close(): Xapian would commit on close, we want nothing kept
+        if op == "abort":
             os._exit(0)
         try:
             result = getattr(writer, op)(*args, **kwargs)
         except Exception as e:  # reported at the next commit: the parent decides
             conn.send_bytes(msgspec.msgpack.encode(["error", f"{path}: {type(e).__name__}: {e}"]))
-            return
+            os._exit(1)
         if op in _REPLIES:
             conn.send_bytes(msgspec.msgpack.encode(["ok", result]))
             if op == "close":
