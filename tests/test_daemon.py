@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -20,8 +21,10 @@ SCRIPT = [sys.executable, str(ROOT / "lei_store" / "bin" / "lei-store")]
 
 @pytest.fixture(scope="module")
 def store(sample_corpus, tmp_path_factory) -> Path:
-    s = tmp_path_factory.mktemp("daemon") / "store"
-    run_cli("import", "--store", str(s), "-q", "+L:sample", str(sample_corpus / "maildir"))
+    base = tmp_path_factory.mktemp("daemon")
+    maildir = shutil.copytree(sample_corpus / "maildir", base / "maildir")  # tag renames synced files
+    s = base / "store"
+    run_cli("import", "--store", str(s), "-q", "+L:sample", str(maildir))
     run_cli("tag", "--store", str(s), "-q", "s:scrub", "+kw:flagged", "+L:later")
     return s
 
