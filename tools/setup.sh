@@ -8,6 +8,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # compat mode: the editable install is a plain path entry, so start-up loads no import hook
 # (setuptools' default finder costs ~25 ms on every `lei-store` run)
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
+# (should a future setuptools drop compat mode, the default editable install still works, only slower)
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat \
+  || .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 # byte-compile once: start-up time matters for `lei-store q`, even where PYTHONDONTWRITEBYTECODE is set
 .venv/bin/python -m compileall -q lei_store >/dev/null
