@@ -43,6 +43,15 @@ def socket_path() -> str:
     return os.path.join(folder, f"reader-{crc32(install.encode()):08x}.sock")
 
 
+def is_private(folder: str) -> bool:
+    """The socket's folder must be ours and closed to everyone else."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return False
+    return st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
 def encode_request(argv: list[str]) -> bytes:
     import marshal
 
@@ -59,12 +68,8 @@ def _ask_daemon(argv: list[str]) -> int | None:
     path = socket_path()
     if len(path.encode()) > 100:  # sun_path limit
         return None
-    try:
-        st = os.stat(os.path.dirname(path))
-    except OSError:
-        st = None
-    if st is not None and (st.st_uid != os.getuid() or st.st_mode & 0o077):
-        return None  # not our private folder (e.g. someone else's in /tmp): never hand it our descriptors
+    if os.path.isdir(os.path.dirname(path)) and not is_private(os.path.dirname(path)):
+        return None  # e.g. someone else's folder in /tmp: never hand it our descriptors
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.connect(path)

@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 
-from .client import DAEMON_COMMANDS, PROTOCOL
+from .client import DAEMON_COMMANDS, PROTOCOL, is_private
 
 IDLE_SECONDS = 900.0
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
@@ -55,8 +55,7 @@ def _preload() -> None:
 def _prepare_folder(path: str) -> None:
     folder = os.path.dirname(path)
     os.makedirs(folder, mode=0o700, exist_ok=True)
-    st = os.stat(folder)
-    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+    if not is_private(folder):
         raise SystemExit(f"lei-store daemon: {folder} must be private to its owner")
 
 
