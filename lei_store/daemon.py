@@ -41,11 +41,15 @@ def code_stamp() -> list[tuple[str, int, int]]:
 
 
 def _preload() -> None:
-    """Import the read path and build the read commands' parsers before the first request."""
+    """Import the read path and build the read commands' parsers before the first request.
+
+    pygit2 too: the store named in lei's config and blobs are read with it, and importing it
+    in a worker costs ~100 ms."""
     from importlib import import_module
 
     from . import cli
 
+    import_module("pygit2")
     for module in ("addresses", "blobs", "output", "query", "search"):
         import_module(f"{__package__}.{module}")
     for command in DAEMON_COMMANDS:
@@ -151,7 +155,8 @@ def _worker(listener: socket.socket, line: socket.socket, stamp, warm_store: lis
     try:
         signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # only while idle: masked below
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # a worker waits for its own children
-        _warm_up(warm_store)
+        if not select.select([listener], [], [], 0)[0]:  # nobody waiting: warm up first
+            _warm_up(warm_store)
         watch = _ClientWatch()
         conn, _ = listener.accept()
         # from here on the daemon's SIGTERM (meant for the spare) must not end a request
