@@ -71,20 +71,22 @@ def serve(path: str, idle: float = IDLE_SECONDS) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return  # another daemon is starting or running
-    _preload()
-    stamp = code_stamp()
-    if os.path.exists(path):
-        os.unlink(path)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(64)
+    # the pid is known from the start, so daemon-kill also stops a daemon still loading
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with open(path + ".pid", "w") as f:
         f.write(f"{os.getpid()}\n")
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the workers
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    gc.freeze()  # workers share the preloaded objects' pages instead of copying them at each collection
-    spare, warm_store, deaths = None, [], 0
+    listener, spare = None, None
     try:
+        _preload()
+        stamp = code_stamp()
+        if os.path.exists(path):
+            os.unlink(path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        listener.listen(64)
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the workers
+        gc.freeze()  # workers share the preloaded objects' pages instead of copying them at each collection
+        warm_store, deaths = [], 0
         while deaths < 10:
             spare, line = _spawn_worker(listener, lock, stamp, warm_store)
             ready, _, _ = select.select([line], [], [], idle)
@@ -176,16 +178,15 @@ def _worker(listener: socket.socket, line: socket.socket, stamp, warm_store: lis
     _child(conn, request, fds, watch)
 
 
-def _shut(path: str, listener: socket.socket, lock) -> None:
+def _shut(path: str, listener: socket.socket | None, lock) -> None:
     """Stop answering: the socket and pid file go first, so new clients start a new daemon."""
-    if listener.fileno() < 0:
-        return
     for leftover in (path, path + ".pid"):
         try:
             os.unlink(leftover)
         except FileNotFoundError:
             pass
-    listener.close()
+    if listener is not None:
+        listener.close()
     lock.close()
 
 
@@ -283,25 +284,37 @@ class _ClientWatch(threading.Thread):
         os._exit(130)
 
 
+def _alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (an orphan may wait to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        try:
+            os.kill(pid, 0)
+            return True
+        except OSError:
+            return False
+
+
 def pid_of(path: str) -> int | None:
-    """The running daemon's pid, from its pid file, if that process exists."""
+    """The running daemon's pid, from its pid file, if that process is alive."""
     try:
         with open(path + ".pid") as f:
             pid = int(f.read())
-        os.kill(pid, 0)
-        return pid
     except (OSError, ValueError):
         return None
+    return pid if _alive(pid) else None
 
 
 def kill(path: str, timeout: float = 5.0) -> int | None:
-    """Stop the daemon (SIGTERM) and wait for its socket to go; its pid, or None if none ran."""
+    """Stop the daemon (SIGTERM) and wait for it to end; its pid, or None if none ran."""
     pid = pid_of(path)
     if pid is None:
         return None
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while os.path.exists(path) and time.monotonic() < deadline:
+    while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     return pid
 

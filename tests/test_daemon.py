@@ -63,6 +63,14 @@ def children(pid: int) -> set[int]:
     return found
 
 
+def gone(pid: int) -> bool:
+    """The process has ended (an orphan may linger as a zombie until it is reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def wait_for(predicate, seconds: float = 20.0):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -166,10 +174,12 @@ def test_first_use_starts_it_and_kill_stops_it(store, env):
 def test_idle_daemon_exits(store, env):
     env["LEI_STORE_DAEMON_IDLE"] = "1"
     pid = started(env, store)
-    wait_for(lambda: not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z")
+    wait_for(lambda: gone(pid))
     assert daemon_pid(env) is None
     r = lei_store("q", "--store", str(store), "-f", "jsonl", "s:scrub", env=env)
     assert r.returncode == 0 and r.stdout
+    fresh = wait_for(lambda: daemon_pid(env))  # that command started a new one, which idles out too
+    wait_for(lambda: gone(fresh))
 
 
 def test_changed_code_means_a_fresh_daemon(store, env):
@@ -186,7 +196,7 @@ def test_changed_code_means_a_fresh_daemon(store, env):
         new = wait_for(lambda: (daemon_pid(env) or old) != old and daemon_pid(env))
     finally:
         os.utime(module, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert not Path(f"/proc/{old}").exists() or Path(f"/proc/{old}/stat").read_text().split()[2] == "Z"
+    assert gone(old)
     lei_store("daemon-kill", env=env)
     assert new != old
 
