@@ -6,7 +6,6 @@ Every error the library raises becomes one line on stderr and a non-zero exit.
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import sys
 from functools import lru_cache
@@ -15,7 +14,8 @@ from pathlib import Path
 import msgspec
 
 from .client import command_of
-from .errors import LeiStoreError
+from .errors import (EX_SOFTWARE, DamagedStoreError, DiskFullError, LeiStoreError, from_os_error,
+                     is_disk_full)
 
 PROG = "lei-store"
 COMMANDS = ("init", "import", "q", "lcat", "tag", "rm", "ls-mail-sync", "forget-mail-sync", "refresh-mail-sync",
@@ -652,17 +652,37 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 141
     except OSError as e:
-        what = "disk full" if e.errno == errno.ENOSPC else e.strerror or str(e)
-        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-        print(f"{PROG}: {what}{where}", file=sys.stderr)
-        return 74  # EX_IOERR
+        err = from_os_error(e)
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return err.exit_code
     except Exception as e:  # SQLite, Xapian or a bug: still one line; LEI_STORE_DEBUG=1 shows the traceback
         if os.environ.get("LEI_STORE_DEBUG"):
             raise
-        text = " ".join(str(e).split()) or type(e).__name__
-        full = "disk full: " if "full" in text.lower() or "no space" in text.lower() else ""
-        print(f"{PROG}: {full}{type(e).__module__.split('.')[0]} error: {text}", file=sys.stderr)
-        return 74
+        err = _classify(e)
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return err.exit_code
+
+
+def _classify(e: Exception) -> LeiStoreError:
+    """An error that escaped the library's own checks, as the kind of failure it reports:
+    SQLite says which by its result code, Xapian by its exception class and errno text."""
+    import sqlite3
+
+    text = " ".join(str(e).split()) or type(e).__name__
+    module = type(e).__module__.split(".")[0]
+    code = (getattr(e, "sqlite_errorcode", None) or 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL or module == "xapian" and is_disk_full(text):
+        return DiskFullError(f"disk full: {module} error: {text}")
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return DamagedStoreError(f"a database of the store is damaged ({text}); see `lei-store fsck`")
+    if module == "xapian" and type(e).__name__ in _XAPIAN_DAMAGE:
+        return DamagedStoreError(f"a Xapian shard of the store is damaged ({text}); see `lei-store fsck`")
+    err = LeiStoreError(f"{module} error: {text}")
+    err.exit_code = EX_SOFTWARE
+    return err
+
+
+_XAPIAN_DAMAGE = ("DatabaseCorruptError", "DatabaseOpeningError", "DatabaseNotFoundError", "DatabaseFormatError")
 
 
 if __name__ == "__main__":

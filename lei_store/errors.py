@@ -1,7 +1,33 @@
 """The errors lei_store raises: one small hierarchy, so callers can catch broadly or narrowly.
 
-The CLI turns any LeiStoreError into one line on stderr and a non-zero exit.
+The CLI turns any LeiStoreError into one line on stderr and exits with its
+`exit_code`. The codes follow sysexits.h where it has a name for the kind of
+failure; README.md lists them:
+
+    1   bad input or usage: a missing path, an unknown format, a query that does not parse
+    2   fsck found errors
+    65  EX_DATAERR      the store is damaged (a corrupt git object, SQLite file or Xapian shard)
+    66  EX_NOINPUT      some inputs were skipped (unreadable, not a regular file, too large);
+                        everything else was stored
+    69  EX_UNAVAILABLE  an IMAP server could not be reached or refused us
+    70  EX_SOFTWARE     an internal error (a bug), or the reader daemon died mid-answer
+    74  EX_IOERR        the disk is full, or writing failed with an I/O error
+    75  EX_TEMPFAIL     another writer holds the store's lock
+    77  EX_NOPERM       permission denied on the store
+    130 interrupted (^C); 141 the reader of our output went away
 """
+
+from __future__ import annotations
+
+import errno
+
+EX_DATAERR = 65
+EX_NOINPUT = 66
+EX_UNAVAILABLE = 69
+EX_SOFTWARE = 70
+EX_IOERR = 74
+EX_TEMPFAIL = 75
+EX_NOPERM = 77
 
 
 class LeiStoreError(Exception):
@@ -17,7 +43,7 @@ class NotAStoreError(LeiStoreError):
 class StoreLockedError(LeiStoreError):
     """Another writer holds ei.lock for longer than we are willing to wait."""
 
-    exit_code = 75  # EX_TEMPFAIL, as notmuch uses for a busy database
+    exit_code = EX_TEMPFAIL  # as notmuch uses for a busy database
 
 
 class InputError(LeiStoreError):
@@ -32,8 +58,10 @@ class TruncatedInputError(InputError):
     """An input ended in the middle of a message; what came before it was imported."""
 
 
-class StorageError(LeiStoreError):
-    """Writing to the store failed (disk full, I/O error, git failure)."""
+class SkippedInputsError(LeiStoreError):
+    """An import stored what it could but skipped some inputs (each was named as it was skipped)."""
+
+    exit_code = EX_NOINPUT
 
 
 class QueryError(LeiStoreError):
@@ -42,3 +70,49 @@ class QueryError(LeiStoreError):
 
 class RemoteError(InputError):
     """An IMAP server could not be reached or refused a request."""
+
+    exit_code = EX_UNAVAILABLE
+
+
+class StorageError(LeiStoreError):
+    """Writing to the store failed (an I/O error, a git failure)."""
+
+    exit_code = EX_IOERR
+
+
+class DiskFullError(StorageError):
+    """No space left on the store's file system (or the user's disk quota is exhausted)."""
+
+
+class StorePermissionError(LeiStoreError):
+    """The store (or a file in it) may not be read or written by this user."""
+
+    exit_code = EX_NOPERM
+
+
+class DamagedStoreError(LeiStoreError):
+    """A part of the store cannot be read: a corrupt git object, SQLite file or Xapian shard."""
+
+    exit_code = EX_DATAERR
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+NO_PERMISSION = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def from_os_error(e: OSError, what: str = "") -> LeiStoreError:
+    """The LeiStoreError for an OSError met while reading or writing the store, by its errno."""
+    where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+    prefix = f"{what}: " if what else ""
+    if e.errno in NO_SPACE:
+        return DiskFullError(f"{prefix}disk full{where}")
+    if e.errno in NO_PERMISSION:
+        return StorePermissionError(f"{prefix}permission denied{where}")
+    return StorageError(f"{prefix}{e.strerror or e}{where}")
+
+
+def is_disk_full(strerror: str) -> bool:
+    """Xapian and git report an errno only as its strerror() text: compare with the C library's."""
+    import os
+
+    return any(os.strerror(n) in strerror for n in NO_SPACE)
