@@ -135,10 +135,11 @@ def cmd_q(args) -> int:
     from .blobs import BlobReader
     from .search import Reader
 
-    text = query.rewrite_dates(sys.stdin.read()) if args.stdin else query.from_argv(args.query)
+    layout = _layout(args)
+    git_dir = layout.all_git
+    text = query.rewrite_dates(sys.stdin.read(), git_dir) if args.stdin else query.from_argv(args.query, git_dir)
     if not text.strip():
         raise LeiStoreError("no query given (use z:1.. to match everything)")
-    layout = _layout(args)
     read_blob = BlobReader(layout).read
     reader = Reader(layout.root)
     hits = reader.search(text, sort=args.sort, reverse=args.reverse, offset=args.offset,
@@ -219,7 +220,7 @@ def _selected(args, writer) -> tuple[list[int], int]:
         from .search import Reader
 
         reader = Reader(writer.store.root)
-        hits = reader.search(query.from_argv([args.query]), dedupe="none", limit=2**31 - 1)
+        hits = reader.search(query.from_argv([args.query], writer.store.layout.all_git), dedupe="none", limit=2**31 - 1)
         nums.update(dict.fromkeys(h.row.num for h in hits))
         reader.close()
     if not sources and not args.query:

@@ -10,6 +10,7 @@ import calendar
 import re
 import time
 from functools import cache
+from pathlib import Path
 
 import xapian
 
@@ -90,13 +91,13 @@ def _check_prefixes(text: str) -> None:
 
 # -- argv -> query string (§9.1) -------------------------------------------------
 
-def from_argv(argv: list[str]) -> str:
-    """Join argv the way lei q does."""
+def from_argv(argv: list[str], git_dir: Path) -> str:
+    """Join argv the way lei q does. Dates are read by git in the store's GIT_DIR (ALL.git)."""
     out = []
     for arg in argv:
         m = _DATE_ARG.search(arg)
         if m:
-            out.append(arg[:m.start()] + rewrite_range(m.group(1), m.group(2)))
+            out.append(arg[:m.start()] + rewrite_range(m.group(1), m.group(2), git_dir))
         elif re.search(r"\s", arg):
             p = _PREFIXED.search(arg)
             out.append(arg[:p.end()] + f'"{arg[p.end():]}"' if p else f'"{arg}"')
@@ -105,19 +106,23 @@ def from_argv(argv: list[str]) -> str:
     return " ".join(out)
 
 
-def rewrite_dates(text: str) -> str:
+def rewrite_dates(text: str, git_dir: Path) -> str:
     """Date-range rewriting for --stdin queries, outside quoted phrases."""
     parts = re.split(r'("[^"]*")', text)
     for i in range(0, len(parts), 2):
-        parts[i] = re.sub(r"\b(d|rt|dt):(\S+)", lambda m: rewrite_range(m.group(1), m.group(2)), parts[i])
+        parts[i] = re.sub(r"\b(d|rt|dt):(\S+)", lambda m: rewrite_range(m.group(1), m.group(2), git_dir),
+                          parts[i])
     return "".join(parts)
 
 
 # -- date ranges (§9.3) -----------------------------------------------------------
 
 @cache
-def approxidate(expr: str) -> int:
-    """git's approxidate, by asking git itself (lei does the same), in the local time zone.
+def approxidate(expr: str, git_dir: Path) -> int:
+    """git's approxidate, by asking git itself as lei does, in the local time zone.
+
+    `git rev-parse` needs a repository: like lei, we name the store's ALL.git, so the answer
+    does not depend on the directory we run in (outside any repository it would fail).
     git reads any garbage as "now"; its careful parser (expiry dates) tells us it was garbage."""
     import subprocess  # lazy: only date ranges need git, and q start-up counts
 
@@ -125,7 +130,8 @@ def approxidate(expr: str) -> int:
                             "lei-store.date"], capture_output=True, text=True)
     if check.returncode != 0:
         raise QueryError(f"cannot understand the date {expr!r}")
-    r = subprocess.run(["git", "rev-parse", f"--since={expr}"], capture_output=True, text=True)
+    r = subprocess.run(["git", f"--git-dir={git_dir}", "rev-parse", f"--since={expr}"],
+                       capture_output=True, text=True)
     m = re.match(r"--max-age=(\d+)", r.stdout.strip())
     if r.returncode != 0 or not m:
         raise QueryError(f"cannot understand the date {expr!r}")
@@ -143,13 +149,13 @@ def _fmt(epoch: int, pattern: str) -> str:
     return time.strftime(pattern, time.gmtime(epoch))
 
 
-def _dt_epoch(expr: str) -> int:
+def _dt_epoch(expr: str, git_dir: Path) -> int:
     if re.fullmatch(r"\d{14}", expr):
         expr = f"{expr[:4]}-{expr[4:6]}-{expr[6:8]} {expr[8:10]}:{expr[10:12]}:{expr[12:]}"
-    return approxidate(expr)
+    return approxidate(expr, git_dir)
 
 
-def rewrite_range(prefix: str, spec: str) -> str:
+def rewrite_range(prefix: str, spec: str, git_dir: Path) -> str:
     lo, sep, hi = spec.partition("..")
     ends = [lo, hi] if sep else [lo]
     if prefix == "d" and all(e == "" or _ymd(e) for e in ends):
@@ -158,13 +164,13 @@ def rewrite_range(prefix: str, spec: str) -> str:
             vals = [vals[0], _fmt(calendar.timegm(time.strptime(vals[0], "%Y%m%d")) + _DAY, "%Y%m%d")]
         return f"d:{vals[0]}..{vals[1]}"
     if prefix == "rt":
-        conv = lambda e: "" if e == "" else (e if re.fullmatch(r"\d{5,}", e) else str(approxidate(e)))
+        conv = lambda e: "" if e == "" else (e if re.fullmatch(r"\d{5,}", e) else str(approxidate(e, git_dir)))
         vals = [conv(e) for e in ends]
         if not sep:
             vals = [vals[0], str(int(vals[0]) + _DAY)]
         return f"rt:{vals[0]}..{vals[1]}"
     # dt:, and any d: expression that is not a plain date
-    epochs = [None if e == "" else _dt_epoch(e) for e in ends]
+    epochs = [None if e == "" else _dt_epoch(e, git_dir) for e in ends]
     if not sep:
         epochs = [epochs[0], epochs[0] + _DAY]
     vals = ["" if e is None else _fmt(e, "%Y%m%d%H%M%S") for e in epochs]

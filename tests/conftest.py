@@ -39,9 +39,21 @@ def need_lei() -> str:
     return lei
 
 
+@pytest.fixture(scope="session")
+def scratch_cwd(tmp_path_factory) -> Path:
+    """A working directory outside any git checkout: users run lei-store from their home or /tmp,
+    and a bug that only shows there (git needing a repository) hid from tests run in ours."""
+    cwd = tmp_path_factory.mktemp("cwd")
+    inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=cwd, capture_output=True)
+    assert inside.returncode != 0, f"{cwd} is inside a git work tree; tests must run outside one"
+    return cwd
+
+
 @pytest.fixture(autouse=True)
-def hermetic_env(tmp_path_factory, monkeypatch):
-    """Every test gets its own HOME and XDG dirs, so no real store or config is touched."""
+def hermetic_env(tmp_path_factory, monkeypatch, scratch_cwd):
+    """Every test gets its own HOME and XDG dirs, so no real store or config is touched, and runs
+    from a directory outside any git checkout (tests that need another cwd pass it)."""
+    monkeypatch.chdir(scratch_cwd)
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     for var in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
@@ -79,9 +91,9 @@ def small_corpus(tmp_path_factory) -> Path:
 
 
 def run_cli(*args: str, input: bytes | None = None, env: dict | None = None,
-            check: bool = True) -> subprocess.CompletedProcess:
-    """Run the real console entry point in a subprocess."""
-    r = subprocess.run([sys.executable, "-m", "lei_store", *args], input=input,
+            check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run the real console entry point in a subprocess (from the test's cwd: outside any checkout)."""
+    r = subprocess.run([sys.executable, "-m", "lei_store", *args], input=input, timeout=timeout,
                        capture_output=True, env=env or os.environ.copy())
     if check and r.returncode != 0:
         raise AssertionError(f"lei-store {' '.join(args)} exited {r.returncode}: {r.stderr.decode()}")
