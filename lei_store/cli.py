@@ -14,8 +14,8 @@ from pathlib import Path
 import msgspec
 
 from .client import command_of
-from .errors import (EX_SOFTWARE, DamagedStoreError, DiskFullError, LeiStoreError, from_os_error,
-                     is_disk_full)
+from .errors import (EX_SOFTWARE, DamagedStoreError, DiskFullError, LeiStoreError, SkippedInputsError,
+                     from_os_error, is_disk_full)
 
 PROG = "lei-store"
 COMMANDS = ("init", "import", "q", "lcat", "tag", "rm", "ls-mail-sync", "forget-mail-sync", "refresh-mail-sync",
@@ -49,7 +49,7 @@ def cmd_init(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from .importers import Source, resolve
+    from .importers import DEFAULT_MAX_SIZE, Source, resolve
     from .progress import Progress
     from .store import Store
 
@@ -64,14 +64,48 @@ def cmd_import(args) -> int:
                       batch_size=args.batch_size,
                       mail_sync=not args.no_mail_sync, use_keywords=not args.no_kw,
                       add_keywords=args.mods["+kw"], add_labels=args.mods["+L"],
-                      progress=bar.advance, progress_total=bar.expect) as writer:
+                      progress=bar.advance, progress_total=bar.expect, max_size=args.max_size or DEFAULT_MAX_SIZE,
+                      on_skip=_skip_notices()) as writer:
         try:
             for source in sources:
                 writer.import_source(source)
         finally:
             bar.close()
     _report(writer.stats, args)
+    if writer.stats.rejected:
+        raise SkippedInputsError(f"{writer.stats.rejected} input(s) skipped (named above); "
+                                 "everything else was stored")
     return 0
+
+
+SKIP_NOTICES = 20  # a Maildir full of junk must not bury the summary
+
+
+def _skip_notices():
+    """One line per skipped input on stderr, up to SKIP_NOTICES of them."""
+    shown = 0
+
+    def notice(where: str, why: str) -> None:
+        nonlocal shown
+        shown += 1
+        if shown <= SKIP_NOTICES:
+            print(f"{PROG}: skipped {where}: {why}", file=sys.stderr)
+        elif shown == SKIP_NOTICES + 1:
+            print(f"{PROG}: (further skipped inputs are counted, not listed)", file=sys.stderr)
+    return notice
+
+
+def _size(text: str) -> int:
+    """A byte count with an optional K, M or G suffix (powers of 1024)."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    t = text.strip().lower().removesuffix("b")
+    try:
+        n = int(float(t[:-1]) * units[t[-1]]) if t and t[-1] in units else int(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 64M)") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"the size must be positive, not {text!r}")
+    return n
 
 
 def _report(stats, args) -> None:
@@ -81,7 +115,8 @@ def _report(stats, args) -> None:
         rate = stats.messages / stats.seconds if stats.seconds else 0
         print(f"{PROG}: {stats.messages} messages read: {stats.added} new, {stats.attached} new copies, "
               f"{stats.duplicates} already stored, {stats.skipped} unchanged Maildir files skipped, "
-              f"{stats.renamed} renamed, {stats.keywords_updated} keyword updates, {stats.problems} with unparseable parts "
+              f"{stats.renamed} renamed, {stats.keywords_updated} keyword updates, {stats.problems} with unparseable parts, "
+              f"{stats.rejected} skipped "
               f"({stats.seconds:.1f}s, {rate:.0f} msgs/s)", file=sys.stderr)
 
 
@@ -469,6 +504,8 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("-j", "--jobs", type=int, metavar="N", help="worker processes (default: CPU count)")
     s.add_argument("--rotate-bytes", type=int, default=None, help=argparse.SUPPRESS)
     s.add_argument("--batch-size", type=int, default=1000, help=argparse.SUPPRESS)
+    s.add_argument("--max-size", type=_size, metavar="SIZE",
+                   help="skip (and name) messages larger than SIZE bytes; K, M, G suffixes (default 64M)")
     s.add_argument("--json", action="store_true", help="print what was done as JSON on stdout")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     s.set_defaults(func=cmd_import)

@@ -439,20 +439,42 @@ class Session:
             out.update((uid, _flags(data)) for uid, data in got.items() if b"FLAGS" in data)
         return out
 
-    def fetch(self, uids: Iterable[int], batch: int = 100) -> Iterator[tuple[int, tuple[str, ...], bytes]]:
+    def fetch(self, uids: Iterable[int], batch: int = 100, *, max_size: int | None = None,
+              on_skip=None) -> Iterator[tuple[int, tuple[str, ...], bytes]]:
         """(uid, flags, raw message as the server sends it), ascending, BATCH at a time.
 
-        Messages flagged \\Deleted are skipped (§7.3); vanished UIDs are too.
+        Messages flagged \\Deleted are skipped (§7.3); vanished UIDs are too. With MAX_SIZE,
+        larger messages are not fetched at all (their RFC822.SIZE is asked first) and named
+        to ON_SKIP(where, why).
         """
         self._info()
         for chunk in _batches(uids, batch):
+            if max_size is not None:
+                chunk = self._small_enough(chunk, max_size, on_skip)
             with self._errors("FETCH"):
-                got = self.client.fetch(chunk, ["BODY.PEEK[]", "FLAGS"])
+                got = self.client.fetch(chunk, ["BODY.PEEK[]", "FLAGS"]) if chunk else {}
             for uid in chunk:
                 data = got.get(uid, {})
                 flags = _flags(data)
                 if b"BODY[]" in data and "\\deleted" not in {f.lower() for f in flags}:
                     yield uid, flags, data[b"BODY[]"]
+
+    def _small_enough(self, uids: list[int], max_size: int, on_skip) -> list[int]:
+        """The UIDs worth fetching whole: not \\Deleted, not over MAX_SIZE (those are named)."""
+        with self._errors("FETCH RFC822.SIZE"):
+            sizes = self.client.fetch(uids, ["RFC822.SIZE", "FLAGS"])
+        keep = []
+        for uid in uids:
+            data = sizes.get(uid, {})
+            size = data.get(b"RFC822.SIZE", 0)
+            if uid not in sizes or "\\deleted" in {f.lower() for f in _flags(data)}:
+                continue
+            if size > max_size:
+                if on_skip:
+                    on_skip(f"{self.url};UID={uid}", f"{size} bytes, over the {max_size}-byte limit (--max-size)")
+            else:
+                keep.append(uid)
+        return keep
 
     def set_flags(self, uid: int, flags: Iterable[str], mode: str = "merge") -> tuple[str, ...]:
         """Export keyword flags to UID; returns the message's flags afterwards.

@@ -28,7 +28,7 @@ from .analysis import Analysed, analyse, list_id_terms
 from .blobs import BlobReader
 from .errors import InputError, NotAStoreError
 from .faults import reached
-from .importers import Item, Source
+from .importers import DEFAULT_MAX_SIZE, Item, ReadOptions, Source
 from .journal import Journal
 from .locks import locked
 from .mailsync import MailSync, maildir_loc
@@ -47,6 +47,7 @@ class ImportStats(msgspec.Struct):
     renamed: int = 0  # Maildir files whose flags changed, recognised by name without reading them
     exported: int = 0  # synced Maildir files renamed to show changed keywords
     problems: int = 0  # messages stored despite parts that did not parse
+    rejected: int = 0  # inputs not stored: unreadable, not a regular file, over the size limit
     seconds: float = 0.0
 
 
@@ -137,7 +138,8 @@ class Writer:
                  add_keywords: Iterable[str] = (), add_labels: Iterable[str] = (),
                  export_kw: bool = False, progress: Callable[[int], None] | None = None,
                  progress_total: Callable[[int], None] | None = None, write_git: bool = True,
-                 take_lock: bool = True):
+                 take_lock: bool = True, max_size: int = DEFAULT_MAX_SIZE,
+                 on_skip: Callable[[str, str], None] | None = None):
         self.store = store
         self.lay = store.layout
         self.lock_timeout = lock_timeout
@@ -152,6 +154,8 @@ class Writer:
         self.progress = progress
         self.progress_total = progress_total  # told the amount of work when a source knows it
         self.stats = ImportStats()
+        self.on_skip = on_skip  # told (where, why) of each input that is skipped
+        self.read_options = ReadOptions(max_size, self._skipped)
         self.journaling = True  # off while replaying the journal itself
         self.write_git = write_git  # off for reindex: the blobs are already in git
         self.take_lock = take_lock  # off when the caller already holds ei.lock
@@ -465,6 +469,11 @@ class Writer:
             self.flush()
 
     # -- sources ------------------------------------------------------------
+    def _skipped(self, where: str, why: str) -> None:
+        self.stats.rejected += 1
+        if self.on_skip:
+            self.on_skip(where, why)
+
     def import_source(self, source: Source) -> ImportStats:
         """Import one resolved input (Maildir incrementally, via mail_sync)."""
         from .importers import read_source
@@ -473,7 +482,7 @@ class Writer:
             return self._import_maildir(source.path)
         if source.fmt == "imap":
             return self._import_imap(source.url)
-        return self.import_items(read_source(source))
+        return self.import_items(read_source(source, self.read_options))
 
     def _import_imap(self, url_text: str) -> ImportStats:
         """Incremental by UID: re-sync the flags of known UIDs, then fetch the new ones (§10.1).
@@ -491,16 +500,19 @@ class Writer:
                 for old_fid, old_loc in self.mailsync.folders():
                     if old_loc.startswith(url.folder_url() + ";UIDVALIDITY="):
                         self.mailsync.forget(old_fid)
-            last = self.mailsync.max_uid(fid) if fid is not None else 0
-            if last:
+            known = self.mailsync.uids(fid) if fid is not None else {}
+            if known:
                 self._resync_imap_flags(session, fid)
-            uids = session.uids(after=last)
+            # every UID not yet recorded, not only those above the last one: a message skipped
+            # as too large (or \Deleted) last time is taken once it can be
+            uids = [uid for uid in session.uids() if uid not in known]
             if self.progress_total:
                 self.progress_total(len(uids))
             # IMAP sends CRLF line ends; stored with LF like the Maildir copy (and like lei)
             items = (Item(raw.replace(b"\r\n", b"\n"), imap_keywords(flags), folder=loc, uid=uid,
                           origin=f"{url};UID={uid}")
-                     for uid, flags, raw in session.fetch(uids))
+                     for uid, flags, raw in session.fetch(uids, max_size=self.read_options.max_size,
+                                                          on_skip=self._skipped))
             return self.import_items(items)
 
     def _resync_imap_flags(self, session, fid: int) -> None:
@@ -523,12 +535,13 @@ class Writer:
         from .importers import maildir
 
         loc = maildir_loc(path)
-        entries = maildir.list_entries(path)
+        entries = maildir.list_entries(path, self.read_options)
         todo = entries
         fid = self.mailsync.folder_id(loc, create=False) if self.sync_enabled else None
         if fid is not None:
             todo = self._maildir_changes(fid, entries)
-        return self.import_items(maildir.read_items(path, loc if self.sync_enabled else None, todo))
+        return self.import_items(maildir.read_items(path, loc if self.sync_enabled else None, todo,
+                                                    self.read_options))
 
     def _maildir_changes(self, fid: int, entries: list) -> list:
         """The entries that must be read; known files are skipped and renamed ones (new flags)

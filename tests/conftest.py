@@ -159,3 +159,22 @@ def small_tmpfs(mnt: Path, size: str):
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@contextmanager
+def as_unprivileged_user(tmp_root: Path):
+    """(command prefix, a directory that user owns): a real unprivileged user, so that file modes
+    mean something. As root (CI) that is `nobody` through setpriv; otherwise the caller itself."""
+    import tempfile
+
+    if os.geteuid() != 0:
+        yield [], tmp_root
+        return
+    need(shutil.which("setpriv") is not None, "setpriv (util-linux) is needed to drop root")
+    base = Path(tempfile.mkdtemp(prefix="lei-store-nobody-", dir="/tmp"))  # tmp_path's parents are 0700
+    try:
+        base.chmod(0o755)
+        os.chown(base, 65534, 65534)
+        yield ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"], base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -98,3 +98,7 @@ def wipe_volatile(store: Path) -> int:
         db.commit()
         db.close()
     return touched
+
+
+def has_blob(store: Path, oid: str) -> bool:
+    return subprocess.run(["git", f"--git-dir={store / 'ALL.git'}", "cat-file", "-e", oid]).returncode == 0

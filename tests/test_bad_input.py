@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import as_unprivileged_user, run_cli
 from storecheck import blob_oid, commits, git_blob, over_rows
 
 GOOD = b"From: a@example.org\nSubject: fine\nMessage-ID: <fine@x>\n\nbody\n"
@@ -51,12 +51,17 @@ def test_unknown_format(store, tmp_path):
     unchanged(store)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file regardless of its mode")
-def test_unreadable_file(store, tmp_path):
-    f = tmp_path / "secret.eml"
-    f.write_bytes(GOOD)
-    f.chmod(0)
-    assert "permission denied" in fails("import", "--store", str(store), str(f))
+def test_unreadable_file(tmp_path):
+    with as_unprivileged_user(tmp_path) as (prefix, base):
+        f = base / "secret.eml"
+        f.write_bytes(GOOD)
+        f.chmod(0)
+        if prefix:
+            os.chown(f, 65534, 65534)
+        r = subprocess.run([*prefix, sys.executable, "-m", "lei_store", "import", "--store", str(base / "s"), str(f)],
+                           capture_output=True, cwd=base, env=dict(os.environ, HOME=str(base)), timeout=60)
+        err = r.stderr.decode()
+        assert r.returncode == 1 and "permission denied" in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_directory_that_is_not_a_store(tmp_path):

@@ -185,3 +185,17 @@ def test_imap_failures_are_one_line(dovecot, tmp_path, case):
     assert dovecot.password not in err
     assert re.search({"wrong password": "login", "no such folder": "select|nope",
                       "unreachable": "connect", "tls": "certif|TLS|SSL"}[case], err, re.I), err
+
+
+def test_a_message_over_max_size_is_not_even_fetched(dovecot, sample_corpus, tmp_path):
+    netrc(dovecot)
+    msgs = corpus_messages(sample_corpus, 3)
+    big = msgs[0].replace(b"\n\n", b"\nX-Pad: " + b"p" * 20000 + b"\n\n", 1)
+    append(dovecot, [msgs[1], big, msgs[2]])
+    store = tmp_path / "store"
+    r = imp(store, "--max-size", "16K", dovecot.url(), check=False)
+    err = r.stderr.decode()
+    assert r.returncode == 66 and ";UID=2: " in err and "over the 16384-byte limit" in err, err
+    assert len(blobs(store, "z:1..")) == 2
+    again = imp(store, dovecot.url())  # without the limit the next run takes it: UID 2 was not recorded
+    assert again["messages"] == 1

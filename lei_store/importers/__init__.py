@@ -9,12 +9,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 from ..errors import InputError, UnknownFormatError
 
 MBOX_FORMATS = ("mboxrd", "mboxo", "mboxcl", "mboxcl2")
 FORMATS = ("maildir", "eml") + MBOX_FORMATS
+# Larger messages are skipped (and named): one message must not take the machine's memory.
+# Mail servers refuse far smaller ones (Postfix 10 MB, Gmail 25 MB, Exchange 35 MB by default).
+DEFAULT_MAX_SIZE = 64 << 20
 
 
 class Item(NamedTuple):
@@ -29,6 +32,17 @@ class Item(NamedTuple):
     origin: str = ""  # where it came from, for messages to the user
 
 
+def _ignore(origin: str, reason: str) -> None:
+    pass
+
+
+class ReadOptions(NamedTuple):
+    """How importers read: the largest message accepted, and whom to tell about a skipped input."""
+
+    max_size: int = DEFAULT_MAX_SIZE
+    on_skip: Callable[[str, str], None] = _ignore  # (where, why): the input was not read at all
+
+
 @dataclass(frozen=True)
 class Source:
     fmt: str  # one of FORMATS, or "imap"
@@ -38,9 +52,7 @@ class Source:
 
 def _sniff(path: Path) -> str:
     if path.is_dir():
-        if (path / "cur").is_dir() or (path / "new").is_dir():
-            return "maildir"
-        raise InputError(f"{path}: a directory but not a Maildir (no cur/ or new/)")
+        return "maildir"  # resolve() checks that it is one
     name = path.name
     for ext in (".gz", ".bz2", ".xz"):
         name = name.removesuffix(ext)
@@ -51,6 +63,21 @@ def _sniff(path: Path) -> str:
     with open_input(path) as f:
         head = f.read(5)
     return "mboxrd" if head == b"From " else "eml"
+
+
+def _check_file(path: Path, spec: str) -> None:
+    """A file input must be something that ends (not a FIFO or a device) and hold data."""
+    import stat
+
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{spec}: not a regular file (give a Maildir, an mbox or a message file; "
+                         "use --stdin for a pipe)")
+    if path.stat().st_size == 0:
+        raise InputError(f"{spec}: empty file, no message in it")
+    from .compression import check_compression
+
+    check_compression(path, spec)
 
 
 def resolve(spec: str, in_format: str | None = None) -> Source:
@@ -72,15 +99,21 @@ def resolve(spec: str, in_format: str | None = None) -> Source:
         raise InputError(f"{spec}: no such file or directory")
     if not os.access(path, os.R_OK):
         raise InputError(f"{spec}: permission denied")
+    if not path.is_dir():
+        _check_file(path, spec)
     fmt = in_format or _sniff(path)
     if fmt == "maildir" and not path.is_dir():
         raise InputError(f"{spec}: not a Maildir directory")
+    if fmt == "maildir":
+        from .maildir import check_maildir
+
+        check_maildir(path, spec)
     if fmt != "maildir" and path.is_dir():
         raise InputError(f"{spec}: is a directory, not a {fmt} file")
     return Source(fmt, path)
 
 
-def read_source(source: Source) -> Iterator[Item]:
+def read_source(source: Source, opts: ReadOptions = ReadOptions()) -> Iterator[Item]:
     """Every message of a source, with its flags (no mail_sync: for matching, not importing)."""
     import sys
 
@@ -88,13 +121,13 @@ def read_source(source: Source) -> Iterator[Item]:
     from .compression import open_input
 
     if source.fmt == "maildir":
-        yield from maildir.read_items(source.path, None, maildir.list_entries(source.path))
+        yield from maildir.read_items(source.path, None, maildir.list_entries(source.path, opts), opts)
     elif source.path is None:
         stream = sys.stdin.buffer
-        yield from (eml.read_eml(stream, "<stdin>") if source.fmt == "eml"
-                    else mbox.read_mbox(stream, source.fmt, "<stdin>"))
+        yield from (eml.read_eml(stream, "<stdin>", opts) if source.fmt == "eml"
+                    else mbox.read_mbox(stream, source.fmt, "<stdin>", opts))
     elif source.fmt == "eml":
         with open_input(source.path) as f:
-            yield from eml.read_eml(f, str(source.path))
+            yield from eml.read_eml(f, str(source.path), opts)
     else:
-        yield from mbox.read_mbox_path(source.path, source.fmt)
+        yield from mbox.read_mbox_path(source.path, source.fmt, opts)

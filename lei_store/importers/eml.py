@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import BinaryIO, Iterator
 
-from . import Item
+from ..errors import InputError
+from . import Item, ReadOptions
+from .compression import TRUNCATION_ERRORS
 
 
 def strip_from_line(raw: bytes) -> bytes:
@@ -15,7 +17,16 @@ def strip_from_line(raw: bytes) -> bytes:
     return raw
 
 
-def read_eml(f: BinaryIO, origin: str) -> Iterator[Item]:
-    raw = strip_from_line(f.read())
-    if raw.strip():
-        yield Item(raw, None, origin=origin)
+def read_eml(f: BinaryIO, origin: str, opts: ReadOptions = ReadOptions()) -> Iterator[Item]:
+    """The one message of F; over the size limit it is skipped (and named), never read whole."""
+    try:
+        raw = f.read(opts.max_size + 1)
+    except TRUNCATION_ERRORS as e:
+        raise InputError(f"{origin}: cannot be read ({e})") from None
+    if len(raw) > opts.max_size:
+        opts.on_skip(origin, f"over the {opts.max_size}-byte limit (--max-size)")
+        return
+    raw = strip_from_line(raw)
+    if not raw.strip():
+        raise InputError(f"{origin}: no message in it (empty)")
+    yield Item(raw, None, origin=origin)
