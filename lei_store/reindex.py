@@ -6,27 +6,25 @@ Git is the source of truth. `reindex()` walks every epoch's commits in order
 and swaps the two directories. Readers keep using the old index until the
 swap. Progress (the last commit indexed per epoch) is committed with each
 batch into the new over.sqlite3, so a killed reindex resumes where it stopped.
-`index_new_commits()` is the same walk on the live index, from where it last
-stopped: how a replica indexes what `git fetch` brought.
+`index_new_commits()` indexes, on the live index, what git holds past the marks
+(catchup.py): how a replica indexes what `git fetch` brought.
 """
 
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, Iterator
 
 import msgspec
 
 from . import epochs, overview, searchindex
-from .errors import StorageError
+from .gitlog import BlobStream, Change, commits_since, mark_key
 from .importers import Item
 from .paths import Layout, existing_store
 
 BUILD = "ei15.reindex"
-MARK = "lei-store:indexed:"  # eidx_meta key prefix: last commit indexed, per epoch
 DONE = "lei-store:reindex-complete"
 
 
@@ -41,65 +39,12 @@ class ReindexStats(msgspec.Struct):
     seconds: float = 0.0
 
 
-class Change(NamedTuple):
-    epoch: int
-    commit: str
-    when: int  # committer time: the "now" the message was imported with
-    path: str  # "m" (a message) or "d" (a removal)
-    oid: str
-
-
-def commits_since(repo: Path, epoch: int, since: str | None) -> Iterator[Change]:
-    """The tree changes of every commit after SINCE on the epoch's HEAD, oldest first."""
-    rev = subprocess.run(["git", f"--git-dir={repo}", "rev-parse", "-q", "--verify", "HEAD^{commit}"],
-                         capture_output=True, text=True).stdout.strip()
-    if not rev or rev == since:
-        return
-    cmd = ["git", f"--git-dir={repo}", "log", "--reverse", "--raw", "--root", "--no-renames",
-           "--no-abbrev", "--format=C %H %ct", rev] + ([f"^{since}"] if since else [])
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    commit, when = "", 0
-    for line in proc.stdout:
-        if line.startswith(b"C "):
-            _, commit_b, when_b = line.split()
-            commit, when = commit_b.decode(), int(when_b)
-        elif line.startswith(b":"):
-            meta, _, path = line.rstrip(b"\n").partition(b"\t")
-            status, oid = meta.split()[4][:1], meta.split()[3].decode()
-            if status in (b"A", b"M") and path in (b"m", b"d"):
-                yield Change(epoch, commit, when, path.decode(), oid)
-    if proc.wait() != 0:
-        raise StorageError(f"git log failed in {repo}: {proc.stderr.read().decode(errors='replace').strip()}")
-
-
-class BlobStream:
-    """One `git cat-file --batch` over ALL.git: blobs by OID, streamed."""
-
-    def __init__(self, all_git: Path):
-        self.proc = subprocess.Popen(["git", f"--git-dir={all_git}", "cat-file", "--batch"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-
-    def read(self, oid: str) -> bytes:
-        self.proc.stdin.write(oid.encode() + b"\n")
-        self.proc.stdin.flush()
-        header = self.proc.stdout.readline().split()
-        if len(header) != 3 or header[1] != b"blob":
-            raise StorageError(f"blob {oid} is missing from git ({b' '.join(header).decode()})")
-        data = self.proc.stdout.read(int(header[2]))
-        self.proc.stdout.read(1)
-        return data
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait()
-
-
 def _index_epochs(writer, lay: Layout, stats: ReindexStats) -> None:
     """Index every commit after each epoch's mark; marks advance with each committed batch."""
     blobs = BlobStream(lay.all_git)
     try:
         for epoch in lay.epoch_numbers():
-            since = writer.over.get_meta(f"{MARK}{epoch}")
+            since = writer.over.get_meta(mark_key(epoch))
             _index_changes(writer, commits_since(lay.epoch(epoch), epoch, since), blobs, stats)
             writer.flush()
     finally:
@@ -116,7 +61,7 @@ def _index_changes(writer, changes: Iterator[Change], blobs: BlobStream, stats: 
 
     def mark(item: Item) -> None:
         epoch, commit = item.origin.split()
-        writer.meta[f"{MARK}{epoch.removesuffix('.git')}"] = commit
+        writer.meta[mark_key(int(epoch.removesuffix(".git")))] = commit
 
     def drain() -> None:
         if run:
@@ -134,7 +79,7 @@ def _index_changes(writer, changes: Iterator[Change], blobs: BlobStream, stats: 
         drain()
         nums = writer.over.docids_of_blob(bytes.fromhex(change.oid))
         stats.removed += writer.remove(nums, flush=False)  # committed with the batch, not one by one
-        writer.meta[f"{MARK}{change.epoch}"] = change.commit
+        writer.meta[mark_key(change.epoch)] = change.commit
     drain()
 
 
@@ -194,7 +139,9 @@ def reindex(root: Path, *, shards: int | None = None, jobs: int | None = None,
 
 def index_new_commits(root: Path, *, jobs: int | None = None, progress=None,
                       lock_timeout: float | None = None) -> ReindexStats:
-    """Index the commits the live index has not seen (after `git fetch` on a replica)."""
+    """Index the commits the live index has not seen (after `git fetch` on a replica), each
+    message with its journaled keywords and labels."""
+    from .catchup import catch_up
     from .store import Store
 
     started = time.monotonic()
@@ -205,7 +152,8 @@ def index_new_commits(root: Path, *, jobs: int | None = None, progress=None,
         writer.journaling = False
         writer.use_journal_states()
         epochs.update_alternates(store.layout)
-        _index_epochs(writer, store.layout, stats)
+        done = catch_up(writer, store.layout)
+        stats.commits, stats.messages, stats.removed = done.commits, done.messages, done.removed
         stats.keywords_restored = writer.replay_journal()
     stats.seconds = time.monotonic() - started
     return stats

@@ -28,6 +28,7 @@ from .analysis import Analysed, analyse, list_id_terms
 from .blobs import BlobReader
 from .errors import InputError, NotAStoreError
 from .faults import reached
+from .gitlog import mark_key
 from .importers import DEFAULT_MAX_SIZE, Item, ReadOptions, Source
 from .journal import Journal
 from .locks import locked
@@ -163,6 +164,7 @@ class Writer:
         self.journaled: dict | None = None  # blob -> journal.Entry, when indexing from git (reindex)
         self._removing = False  # this batch unindexes messages: commit over before Xapian
         self._lock = None
+        self.recovered = None  # what catch-up indexed when this writer opened (catchup.CaughtUp)
         self._pending: dict[bytes, bytes] = {}  # oidbin -> content hash, written since last checkpoint
         self._in_batch = 0
 
@@ -181,7 +183,22 @@ class Writer:
         except BaseException:
             self._lock.__exit__(None, None, None)
             raise
+        if self.write_git:
+            self._catch_up()
         return self
+
+    def _catch_up(self) -> None:
+        """Index commits an earlier writer left in git unindexed (killed between its git checkpoint
+        and its index commit) rather than committing them again: git history must not grow."""
+        from .catchup import catch_up
+
+        try:
+            saved, self.stats = self.stats, ImportStats()  # not part of what this writer is asked to do
+            self.recovered = catch_up(self, self.lay)
+            self.stats = saved
+        except BaseException as e:
+            self.__exit__(type(e), e, e.__traceback__)
+            raise
 
     def __exit__(self, exc_type, exc, tb) -> None:
         finished = False
@@ -238,13 +255,11 @@ class Writer:
 
     def _mark_indexed(self) -> None:
         """Record each written epoch's tip: everything up to it is indexed once this batch commits
-        (a replica indexing fetched commits starts after it: reindex.index_new_commits)."""
-        from .reindex import MARK
-
+        (what git holds past it is indexed by catchup.py, after a crash or a replica's fetch)."""
         for epoch in self.git.touched:
             tip = epochs.read_ref(self.lay.epoch(epoch), self.git.branch)
             if tip:
-                self.meta[f"{MARK}{epoch}"] = tip
+                self.meta[mark_key(epoch)] = tip
         self.git.touched.clear()
 
     def _export_keywords(self, changes) -> None:
@@ -269,14 +284,15 @@ class Writer:
                 pass
 
     # -- importing ----------------------------------------------------------
-    def import_items(self, items: Iterable[Item],
-                     after_each: Callable[[Item], None] | None = None) -> ImportStats:
-        """Store a stream of messages. Errors raised by the stream surface after what came before it is stored."""
+    def import_items(self, items: Iterable[Item], after_each: Callable[[Item], None] | None = None, *,
+                     from_git: bool = False) -> ImportStats:
+        """Store a stream of messages. Errors raised by the stream surface after what came before it is stored.
+        FROM_GIT: the messages are commits already in the epochs (only the index is written)."""
         started = time.monotonic()
         failure = None
         try:
             for item, a in self._analysed(items):
-                self._store(item, a)
+                self._store(item, a, from_git)
                 if after_each:
                     after_each(item)
         except InputError as e:
@@ -322,7 +338,7 @@ class Writer:
         if error:
             raise error
 
-    def _store(self, item: Item, a: Analysed) -> None:
+    def _store(self, item: Item, a: Analysed, from_git: bool = False) -> None:
         self.stats.messages += 1
         self.stats.problems += bool(a.problem)
         source_kw = item.keywords if self.use_keywords else None
@@ -340,9 +356,12 @@ class Writer:
                 for num in docids:
                     self.shards.update_volatile(num, set_kw=source_kw)
                 reached("keywords-set")
+        elif from_git:  # indexed as they are: +kw/+L given to this writer are for its own input
+            self._pending[a.oidbin] = a.chash
+            self._index(a, source_kw or frozenset(), frozenset())
         else:
             self._commit_blob(a)
-            self._index(a, (source_kw or frozenset()) | self.add_keywords)
+            self._index(a, (source_kw or frozenset()) | self.add_keywords, self.add_labels)
         self._tick()
 
     def _commit_blob(self, a: Analysed) -> None:
@@ -354,8 +373,7 @@ class Writer:
         self._pending[a.oidbin] = a.chash
         reached("blob-written")
 
-    def _index(self, a: Analysed, keywords: frozenset[str]) -> None:
-        labels = self.add_labels
+    def _index(self, a: Analysed, keywords: frozenset[str], labels: frozenset[str]) -> None:
         known = self.journaled.get(a.oidbin) if self.journaled else None
         matches = self._content_matches(a)
         if matches:
@@ -415,16 +433,17 @@ class Writer:
         self.flush()
         return self.stats.keywords_updated - before
 
-    def remove(self, nums: Iterable[int], *, flush: bool = True) -> int:
+    def remove(self, nums: Iterable[int], *, flush: bool = True, from_git: bool = False) -> int:
         """Unindex messages (lei rm): a `d` commit per blob, rows and documents deleted; git keeps the blobs.
-        Batches holding removals commit over.sqlite3 before Xapian (see flush)."""
+        Batches holding removals commit over.sqlite3 before Xapian (see flush). FROM_GIT: the `d`
+        commits are already in git."""
         removed = 0
         self._removing = True
         for num in nums:
             blobs = self.over.blobs_of(num)
             if not blobs:
                 continue
-            for oid in blobs if self.write_git else ():
+            for oid in blobs if self.write_git and not from_git else ():
                 raw = self.store.read_blob(oid)
                 if raw is not None:
                     self.git.remove(raw, self.ident)

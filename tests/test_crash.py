@@ -89,3 +89,24 @@ def test_rm_killed_between_commits_stays_removed_and_repairable(reference, tmp_p
     assert run_cli("fsck", "--store", str(store)).returncode == 0
     run_cli("import", "--store", str(store), "-q", mbox)  # importing them again brings them back
     assert hits() > 10
+
+
+def test_the_next_writer_indexes_what_a_killed_one_left_in_git(reference, tmp_path):
+    """Killed after a batch's git checkpoint, before its index commit: git holds commits the index
+    does not. The next writer, whatever it is, indexes them; nothing is committed twice."""
+    from conftest import run_cli
+    from storecheck import commits, over_rows
+
+    corpus, ref = reference
+    store = tmp_path / "store"
+    r = subprocess.run(crash_soak.imports(store, corpus)[0], env=crash_soak._env("journal-record:2"),
+                       capture_output=True)
+    assert r.returncode == -9
+    in_git = commits(store)
+    assert in_git > len(over_rows(store))  # the killed batch is in git only
+    run_cli("tag", "--store", str(store), "--quiet", "-q", "z:1..", "+L:later")
+    assert len(over_rows(store)) == in_git and commits(store) == in_git
+    labelled = run_cli("q", "--store", str(store), "L:later", "-f", "jsonl", "--dedupe=none").stdout
+    assert len(labelled.splitlines()) == in_git  # the tag saw them: they were indexed first
+    assert crash_soak.run_all(store, corpus) == [0, 0]
+    assert commits(store) == ref[3]

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Crash soak: SIGKILL an import at every durability boundary and at random moments, re-run it,
-and check the store holds every message exactly once, with every keyword, and fsck is clean.
+and check the store holds every message exactly once, with every keyword, the same number of git
+commits as a clean import (a crash must not grow history: replicas fetch it), and fsck is clean.
 
     .venv/bin/python tools/crash_soak.py [--random 50] [--seed 1]
 
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from storecheck import over_rows, volatile_by_blob  # noqa: E402
+from storecheck import commits, over_rows, volatile_by_blob  # noqa: E402
 
 from lei_store.faults import POINTS  # noqa: E402
 
@@ -75,7 +76,7 @@ def state(store: Path) -> tuple:
     db = sqlite3.connect(store / "mail_sync.sqlite3")
     sync = sorted((bytes(o).hex(), bytes(n).decode()) for o, n in db.execute("SELECT oidbin, name FROM blob2name"))
     db.close()
-    return blobs, volatile_by_blob(store), sync
+    return blobs, volatile_by_blob(store), sync, commits(store)
 
 
 def fsck_ok(store: Path) -> tuple[bool, str]:
@@ -96,9 +97,10 @@ def check_case(work: Path, corpus: Path, reference: tuple, fault: str | None = N
     if not ok:
         return False, f"fsck failed after crash codes {codes}:\n{report}"
     got = state(store)
-    for name, a, b in zip(("over blobs", "keywords/labels", "sync rows"), got, reference):
+    for name, a, b in zip(("over blobs", "keywords/labels", "sync rows", "git commits"), got, reference):
         if a != b:
-            return False, f"{name} differ after crash codes {codes}"
+            shown = f": {a} instead of {b}" if name == "git commits" else ""
+            return False, f"{name} differ after crash codes {codes}{shown}"
     return True, f"crash codes {codes}"
 
 
