@@ -32,7 +32,7 @@ from pathlib import Path
 import msgspec
 
 from . import epochs
-from .errors import InputError, StorageError
+from .errors import DamagedStoreError, InputError, StorageError
 from .locks import locked
 from .paths import Layout, existing_store
 
@@ -111,8 +111,40 @@ def _bundle_epoch(repo: Path, n: int, stage: Path) -> dict:
     return entry
 
 
+def _refuse_damage(lay: Layout) -> None:
+    """A backup of a damaged store could not be restored: every git object is read (git fsck)
+    and every database checked before anything is written."""
+    for n in lay.epoch_numbers():
+        found = epochs.damage(lay.epoch(n))
+        if found:
+            first = found.split("; ")[0]
+            raise DamagedStoreError(f"local/{n}.git is damaged, no backup written ({first}); "
+                                    "restore it from a replica or an earlier backup (see `lei-store fsck`)")
+    for name in SQLITE_FILES:
+        path = lay.root / name
+        if path.exists():
+            problem = sqlite_damage(path)
+            if problem:
+                raise DamagedStoreError(f"{name} is damaged, no backup written ({problem}); "
+                                        "`lei-store fsck --repair` rebuilds it")
+
+
+def sqlite_damage(path: Path) -> str | None:
+    """What SQLite's quick_check finds wrong with a database file, None when nothing."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            result = [r[0] for r in db.execute("PRAGMA quick_check")]
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as e:
+        return str(e)
+    return None if result == ["ok"] else "; ".join(map(str, result[:3]))
+
+
 def _snapshot(lay: Layout, stage: Path) -> dict:
     """Bundles and database copies in STAGE, taken while no writer runs; the manifest."""
+    _refuse_damage(lay)
     (stage / "epochs").mkdir()
     manifest = {"format": FORMAT, "version": VERSION, "created": int(time.time()),
                 "shards": lay.shard_count(), "epochs": [], "files": {}}

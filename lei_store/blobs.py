@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .errors import DamagedStoreError
 from .paths import Layout
 
 
@@ -33,7 +34,8 @@ class BlobReader:
         return self.repo().odb.exists(pygit2.Oid(raw=oidbin))
 
     def read(self, oid: str | bytes) -> bytes | None:
-        """A blob's bytes by full OID (hex or raw), or None when git does not have it."""
+        """A blob's bytes by full OID (hex or raw), or None when git does not have it.
+        DamagedStoreError when git has it but cannot read it (a corrupt pack)."""
         import pygit2
 
         o = pygit2.Oid(raw=oid) if isinstance(oid, bytes) else pygit2.Oid(hex=oid)
@@ -41,17 +43,25 @@ class BlobReader:
             return self.repo().odb.read(o)[1]
         except KeyError:
             return None
+        except pygit2.GitError as e:
+            raise DamagedStoreError(f"blob {o} is damaged in git ({e}); see `lei-store fsck`") from None
 
     def find(self, oid: str) -> bytes | None:
-        """By full or abbreviated OID, falling back to synced Maildirs for full ones."""
+        """By full or abbreviated OID, falling back to synced Maildirs for full ones (a copy there
+        is only taken when its bytes hash to the OID, so it also stands in for a damaged object)."""
         import pygit2
 
+        damaged = None
         try:
             data = self.read(oid) if len(oid) == 40 else self.repo().revparse_single(oid).read_raw()
+        except DamagedStoreError as e:
+            data, damaged = None, e
         except (KeyError, ValueError, pygit2.GitError):
             data = None
         if data is None and len(oid) == 40:
             data = self._from_maildirs(bytes.fromhex(oid))
+        if data is None and damaged is not None:
+            raise damaged
         return data
 
     def _from_maildirs(self, oidbin: bytes) -> bytes | None:

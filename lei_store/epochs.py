@@ -221,6 +221,18 @@ class EpochWriter:
             self._fi = None
 
 
+def damage(repo: Path, *, quick: bool = False) -> str | None:
+    """What `git fsck` finds wrong with an epoch, None when nothing. Every object is read and
+    hashed (a flipped byte in a pack is found); QUICK only checks that reachable objects exist."""
+    cmd = ["git", f"--git-dir={repo}", "fsck", "--no-dangling", "--no-progress"]
+    r = subprocess.run(cmd + (["--connectivity-only"] if quick else []), capture_output=True)
+    if r.returncode == 0:
+        return None
+    lines = [ln for ln in r.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    lines += [ln for ln in r.stdout.decode("utf-8", "replace").splitlines() if ln.strip()]
+    return "; ".join(lines[:3]) or f"git fsck exit status {r.returncode}"
+
+
 def committer_ident(repo_hint: Path | None = None) -> tuple[str, str]:
     """The user's git committer name and email, with lei's fallback when git has none (§2.3)."""
     import pwd

@@ -223,15 +223,14 @@ def _walk(repo: Path, ref: str, where: str, state: _Git, f: _Findings) -> None:
         state.complete = False
 
 
-def _fsck(repo: Path, where: str, f: _Findings) -> None:
-    """git's own connectivity check: every reachable object exists (cheap: no hashing)."""
-    r = _git(repo, "fsck", "--connectivity-only", "--no-dangling", "--no-progress")
-    if r.returncode != 0:
-        lines = [ln for ln in r.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-        f.error("git fsck", f"git fsck: {'; '.join(lines[:3]) or f'exit status {r.returncode}'}", where=where)
+def _fsck(repo: Path, where: str, f: _Findings, quick: bool) -> None:
+    """git's own check: every object read and hashed, or with QUICK only that reachable ones exist."""
+    found = epochs.damage(repo, quick=quick)
+    if found:
+        f.error("git fsck", found, where=where)
 
 
-def _check_git(layout: Layout, f: _Findings) -> _Git:
+def _check_git(layout: Layout, f: _Findings, quick: bool) -> _Git:
     state = _Git()
     nums = layout.epoch_numbers()
     f.count("epochs", len(nums))
@@ -247,7 +246,7 @@ def _check_git(layout: Layout, f: _Findings) -> _Git:
                 _walk(repo, ref, where, state, f)
             else:
                 state.complete = False
-        _fsck(repo, where, f)
+        _fsck(repo, where, f, quick)
     f.count("live_blobs", len(state.live))
     return state
 
@@ -595,12 +594,13 @@ def _check_journal(layout: Layout, over: _Over, xap: _Xapian, f: _Findings) -> N
 # -- entry points ----------------------------------------------------------------------
 
 
-def check(root: Path, *, limit: int = 1000) -> FsckReport:
+def check(root: Path, *, limit: int = 1000, quick: bool = False) -> FsckReport:
     """Check a store without changing it. At most `limit` problems of one kind are listed
-    (the rest are counted in counts["omitted"]); `ok` is False when there is any error."""
+    (the rest are counted in counts["omitted"]); `ok` is False when there is any error.
+    QUICK skips reading every git object (git fsck --connectivity-only)."""
     layout = existing_store(Path(root))
     f = _Findings(limit)
-    git = _check_git(layout, f)
+    git = _check_git(layout, f, quick)
     over = _check_over(layout, f)
     synced = _check_mail_sync(layout, over, f)
     _check_git_vs_xref3(git, over, synced, f)
@@ -637,7 +637,7 @@ def repair(root: Path, *, jobs: int | None = None, progress=None) -> tuple[FsckR
     index from git (reindex, which replays the journal). The epochs are never touched, so damage
     in git itself is reported, not repaired. Returns (report before, report after)."""
     from . import epochs
-    from .errors import StorageError
+    from .errors import DamagedStoreError
     from .paths import existing_store
     from .reindex import reindex
 
@@ -646,7 +646,7 @@ def repair(root: Path, *, jobs: int | None = None, progress=None) -> tuple[FsckR
         return before, before
     broken = sorted({p.kind for p in before.problems if p.severity == "error" and p.kind in GIT_KINDS})
     if broken:
-        raise StorageError(f"git itself is damaged ({', '.join(broken)}): restore the epochs from a "
+        raise DamagedStoreError(f"git itself is damaged ({', '.join(broken)}): restore the epochs from a "
                            "backup or a replica; nothing was changed")
     epochs.update_alternates(existing_store(root))
     reindex(root, jobs=jobs, progress=progress)
