@@ -411,12 +411,13 @@ def cmd_fsck(args) -> int:
     from .fsck import check, format_report
 
     if args.repair:
-        from .fsck import repair
+        from .repair import repair
 
-        before, report = repair(_store_dir(args), jobs=args.jobs)
-        if before is not report:
-            print(f"{PROG}: found {before.counts.get('errors', 0)} errors; rebuilt the index from git",
-                  file=sys.stderr)
+        before, report, notes = repair(_store_dir(args), jobs=args.jobs)
+        if notes:
+            print(f"{PROG}: found {before.counts.get('errors', 0)} errors", file=sys.stderr)
+        for note in notes:
+            print(f"{PROG}: {note}", file=sys.stderr)
     else:
         report = check(_store_dir(args), quick=args.quick)
     if args.json:

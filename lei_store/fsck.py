@@ -28,7 +28,9 @@ import msgspec
 import xapian
 
 from . import epochs
+from .errors import DamagedStoreError
 from .journal import Journal
+from .searchindex import open_checked
 from .overview import decode_ddd
 from .paths import Layout, existing_store
 
@@ -420,7 +422,7 @@ def _check_values(db: xapian.Database, nums: list[int], over: _Over, where: str,
 
 def _check_shard(i: int, n: int, layout: Layout, over: _Over, state: _Xapian, f: _Findings) -> None:
     where = f"ei15/{i}"
-    db = xapian.Database(str(layout.shard(i)))
+    db = open_checked(layout.shard(i))
     if i == 0 and db.get_metadata("has_threadid") != b"1":
         f.error("missing has_threadid", "shard 0 lacks metadata has_threadid=1 (lei then ignores thread ids)",
                 where=where)
@@ -458,8 +460,9 @@ def _check_xapian(layout: Layout, over: _Over, f: _Findings) -> _Xapian:
     for i in range(n):
         try:
             _check_shard(i, n, layout, over, state, f)
-        except xapian.Error as e:
-            f.error("bad shard", f"shard {i}: {e.get_msg()}", where=f"ei15/{i}")
+        except (xapian.Error, DamagedStoreError) as e:
+            f.error("bad shard", f"shard {i}: {e.get_msg() if isinstance(e, xapian.Error) else e}",
+                    where=f"ei15/{i}")
             state.complete = False
     if state.complete:
         for num in sorted(over.real.keys() - state.present):
@@ -627,27 +630,3 @@ def format_report(report: FsckReport, *, verbose: bool = False) -> str:
                  f"{c.get('commits', 0)} commits in {c.get('epochs', 0)} epochs, "
                  f"{c.get('documents', 0)} documents in {c.get('shards', 0)} shards)")
     return "\n".join(lines)
-
-
-GIT_KINDS = {"bad epoch", "bad ref", "git fsck", "git error", "bad tree", "bad commit", "missing blob"}
-
-
-def repair(root: Path, *, jobs: int | None = None, progress=None) -> tuple[FsckReport, FsckReport]:
-    """Rebuild what is derived when the check finds errors: ALL.git's alternates, then the whole
-    index from git (reindex, which replays the journal). The epochs are never touched, so damage
-    in git itself is reported, not repaired. Returns (report before, report after)."""
-    from . import epochs
-    from .errors import DamagedStoreError
-    from .paths import existing_store
-    from .reindex import reindex
-
-    before = check(root)
-    if before.ok:
-        return before, before
-    broken = sorted({p.kind for p in before.problems if p.severity == "error" and p.kind in GIT_KINDS})
-    if broken:
-        raise DamagedStoreError(f"git itself is damaged ({', '.join(broken)}): restore the epochs from a "
-                           "backup or a replica; nothing was changed")
-    epochs.update_alternates(existing_store(root))
-    reindex(root, jobs=jobs, progress=progress)
-    return before, check(root)

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
+from .errors import DamagedStoreError
+
 
 class Entry(NamedTuple):
     seq: int
@@ -36,13 +38,20 @@ class Journal:
         self.path = path
         if readonly:
             self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        else:
-            from .schema import ddl
+            return
+        from .schema import ddl
 
-            self.db = sqlite3.connect(str(path), isolation_level=None)
+        self.db = sqlite3.connect(str(path), isolation_level=None)
+        try:
             self.db.execute("PRAGMA busy_timeout = 30000")
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.executescript(ddl("journal"))
+        except sqlite3.DatabaseError as e:
+            self.db.close()
+            if isinstance(e, sqlite3.OperationalError):
+                raise
+            raise DamagedStoreError(f"{path.name} is damaged ({e}); `lei-store fsck --repair` rebuilds it "
+                                    "from the index") from None
 
     def close(self) -> None:
         self.commit()

@@ -10,6 +10,7 @@ import sqlite3
 from contextlib import ExitStack
 from pathlib import Path
 
+from .errors import DamagedStoreError
 from .locks import locked
 from .schema import ddl
 
@@ -34,8 +35,15 @@ class MailSync:
             self.db = sqlite3.connect(str(path), isolation_level=None)
             self.db.execute("PRAGMA busy_timeout = 30000")
             with locked(lock_path, what="mail_sync.sqlite3"):
-                self.db.execute("PRAGMA journal_mode = WAL")
-                self.db.executescript(ddl("mail_sync"))
+                try:
+                    self.db.execute("PRAGMA journal_mode = WAL")
+                    self.db.executescript(ddl("mail_sync"))
+                except sqlite3.DatabaseError as e:
+                    self.db.close()
+                    if isinstance(e, sqlite3.OperationalError):
+                        raise
+                    raise DamagedStoreError(f"{path.name} is damaged ({e}); `lei-store fsck --repair` starts "
+                                            "it afresh") from None
         self.db.execute("PRAGMA case_sensitive_like = ON")
         self._stack: ExitStack | None = None
 

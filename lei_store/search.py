@@ -16,7 +16,7 @@ import msgspec
 import xapian
 
 from . import overview
-from .errors import QueryError
+from .errors import DamagedStoreError, QueryError
 from .overview import OverRow
 from .paths import Layout
 
@@ -80,12 +80,15 @@ def _docids(mset: xapian.MSet) -> Iterator[tuple[int, int]]:
 
 
 def _open_xapian(layout: Layout) -> xapian.Database:
+    from .searchindex import open_checked
+
     count = layout.shard_count()
     if not count:
-        raise QueryError(f"{layout.root}: no Xapian shards in {layout.ei}")
-    db = xapian.Database(str(layout.shard(0)))
+        raise DamagedStoreError(f"{layout.root}: no Xapian shards in {layout.ei}; `lei-store fsck --repair` "
+                                "rebuilds the index from git")
+    db = open_checked(layout.shard(0))
     for i in range(1, count):
-        db.add_database(xapian.Database(str(layout.shard(i))))
+        db.add_database(open_checked(layout.shard(i)))
     return db
 
 

@@ -63,6 +63,39 @@ def volatile_of(doc: xapian.Document) -> tuple[set[str], set[str]]:
     return _terms_with(doc, b"K"), _terms_with(doc, b"L")
 
 
+_REQUIRED_TABLES = ("iamglass", "postlist.glass", "termlist.glass")  # the others are created lazily
+
+
+def shard_damage(path: Path, db: xapian.Database | None = None) -> str | None:
+    """What is missing from a shard, None when nothing visibly is: a lost file must not read as
+    an empty index (and opened for writing, a shard without its postlist would be created anew)."""
+    missing = [t for t in _REQUIRED_TABLES if not (path / t).exists()]
+    if missing:
+        return f"{', '.join(missing)} missing"
+    if db is not None and db.get_doccount() and not db.has_positions():
+        return "position.glass missing (documents without positions: phrase searches would fail)"
+    return None
+
+
+def open_checked(path: Path, writable: bool = False, flags: int = 0) -> xapian.Database:
+    """Open an existing shard, or raise DamagedStoreError saying what is wrong with it."""
+    from .errors import DamagedStoreError
+
+    problem = shard_damage(path)
+    if problem is None:
+        try:
+            db = xapian.WritableDatabase(str(path), xapian.DB_OPEN | flags) if writable else xapian.Database(str(path))
+        except xapian.DatabaseError as e:
+            problem = e.get_msg()
+        else:
+            problem = shard_damage(path, db)
+            if problem is None:
+                return db
+            db.close()
+    raise DamagedStoreError(f"Xapian shard {path} is damaged ({problem}); `lei-store fsck --repair` "
+                            "rebuilds the index from git")
+
+
 def shard_paths(layout: Layout) -> list[Path]:
     return [layout.shard(i) for i in range(layout.shard_count())]
 
@@ -72,8 +105,8 @@ class ShardWriters:
 
     def __init__(self, paths: list[Path], *, sync: bool = True):
         self.count = len(paths)
-        flags = xapian.DB_CREATE_OR_OPEN | (0 if sync else xapian.DB_NO_SYNC)
-        self.dbs = [xapian.WritableDatabase(str(p), flags) for p in paths]
+        flags = 0 if sync else xapian.DB_NO_SYNC
+        self.dbs = [open_checked(p, writable=True, flags=flags) for p in paths]  # created only by create_shards
         self.changed = 0  # documents whose keywords/labels changed since the last commit
         self.changes: dict[int, tuple[list[str], list[str]]] = {}  # num -> new (keywords, labels), for the journal
 
@@ -170,6 +203,22 @@ class ShardWriters:
 _REPLIES = ("commit", "close", "take_changes")  # operations whose result the parent waits for
 
 
+def _kind(e: Exception) -> str:
+    """What a shard writer's error means, for the parent to raise the right LeiStoreError."""
+    from .errors import DamagedStoreError, is_disk_full
+
+    if isinstance(e, DamagedStoreError) or type(e).__name__ in ("DatabaseCorruptError", "DatabaseOpeningError",
+                                                                 "DatabaseNotFoundError", "DatabaseFormatError"):
+        return "damaged"
+    return "full" if is_disk_full(str(e)) else "io"
+
+
+def _error(kind: str, message: str) -> Exception:
+    from .errors import DamagedStoreError, DiskFullError
+
+    return {"damaged": DamagedStoreError, "full": DiskFullError}.get(kind, StorageError)(message)
+
+
 def _serve(path: Path, sync: bool, conn, parent: int) -> None:
     """Child process: apply the parent's operations to one shard until told to close."""
     import os
@@ -177,7 +226,12 @@ def _serve(path: Path, sync: bool, conn, parent: int) -> None:
     from .children import die_with_parent
 
     die_with_parent(parent)
-    writer = ShardWriters([path], sync=sync)
+    try:
+        writer = ShardWriters([path], sync=sync)
+    except Exception as e:  # reported to the parent at its next exchange, never as a traceback here
+        conn.send_bytes(msgspec.msgpack.encode(["error", _kind(e), str(e) if _kind(e) == "damaged" else
+                                                f"{path}: {type(e).__name__}: {e}"]))
+        os._exit(1)
     # Every way out but "close" is os._exit: letting `writer` be destroyed would commit the
     # uncommitted (unjournaled) changes, and on a full disk that commit throws from a C++
     # destructor, which aborts the process with a second line on stderr.
@@ -191,10 +245,10 @@ def _serve(path: Path, sync: bool, conn, parent: int) -> None:
         try:
             result = getattr(writer, op)(*args, **kwargs)
         except Exception as e:  # reported at the next commit: the parent decides
-            conn.send_bytes(msgspec.msgpack.encode(["error", f"{path}: {type(e).__name__}: {e}"]))
+            conn.send_bytes(msgspec.msgpack.encode(["error", _kind(e), f"{path}: {type(e).__name__}: {e}"]))
             os._exit(1)
         if op in _REPLIES:
-            conn.send_bytes(msgspec.msgpack.encode(["ok", result]))
+            conn.send_bytes(msgspec.msgpack.encode(["ok", "", result]))
             if op == "close":
                 return
 
@@ -225,20 +279,21 @@ class ShardProcesses:
             try:
                 conn.send_bytes(msgspec.msgpack.encode([op, args, kwargs]))
             except (BrokenPipeError, OSError):
-                raise StorageError(self._reply(conn)[1]) from None
+                _status, kind, message = self._reply(conn)
+                raise _error(kind, message) from None
 
     def _reply(self, conn) -> list:
         try:
             return msgspec.msgpack.decode(conn.recv_bytes())
         except (EOFError, OSError):
-            return ["error", "a Xapian shard writer died"]
+            return ["error", "io", "a Xapian shard writer died"]
 
     def _gather(self) -> list:
         results = []
         for conn in self._conns:
-            status, result = self._reply(conn)
+            status, kind, result = self._reply(conn)
             if status != "ok":
-                raise StorageError(result)
+                raise _error(kind, result)
             results.append(result)
         return results
 

@@ -77,3 +77,46 @@ def test_a_flipped_byte_in_a_pack(store, tmp_path):
 def test_quick_fsck_skips_reading_objects(base):
     r = run_cli("fsck", "--store", str(base), "--quick")
     assert r.stdout.decode().splitlines()[-1].startswith("ok: 0 errors")
+
+
+def volatile(store: Path) -> dict[str, tuple]:
+    out = run_cli("q", "--store", str(store), "-f", "jsonl", "--dedupe=none", "z:1..").stdout
+    return {r["blob"]: (r.get("kw"), r.get("L")) for r in map(json.loads, out.splitlines())}
+
+
+@pytest.mark.parametrize("name", ["journal.sqlite3", "mail_sync.sqlite3"])
+def test_a_garbage_database_is_repaired_and_nothing_is_lost(store, tmp_path, name):
+    before = volatile(store)
+    assert any(labels for _kw, labels in before.values())
+    for suffix in ("-wal", "-shm"):
+        (store / f"{name}{suffix}").unlink(missing_ok=True)
+    (store / name).write_bytes(b"this is not a database " * 100)
+    (tmp_path / "new.eml").write_bytes(b"From: a@b\nSubject: new one\nMessage-ID: <new@x>\n\nx\n")
+    err = one_line(run_cli("import", "--store", str(store), str(tmp_path / "new.eml"), check=False), DAMAGED)
+    assert name in err and "fsck --repair" in err
+    one_line(run_cli("tag", "--store", str(store), "-q", "z:1..", "+kw:seen", check=False), DAMAGED)
+    assert run_cli("fsck", "--store", str(store), check=False).returncode == 2
+    r = run_cli("fsck", "--store", str(store), "--repair")
+    assert f"{name} was damaged" in r.stderr.decode() and "kept as" in r.stderr.decode()
+    assert list(store.glob(f"{name}.damaged-*"))  # the damaged file is kept, not deleted
+    assert volatile(store) == before
+    run_cli("import", "--store", str(store), "-q", str(tmp_path / "new.eml"))  # writable again
+    run_cli("reindex", "--store", str(store), "-q")  # the rebuilt journal restores every keyword
+    after = volatile(store)
+    assert {b: v for b, v in after.items() if b in before} == before and len(after) == len(before) + 1
+
+
+@pytest.mark.parametrize("lost", ["postlist.glass", "termlist.glass", "iamglass", "position.glass"])
+def test_a_shard_that_lost_a_file_is_an_error_not_an_empty_answer(store, lost):
+    """tag used to print "0 messages matched" and exit 0: the writer re-created the shard empty."""
+    before = volatile(store)
+    (store / "ei15" / "0" / lost).unlink()
+    err = one_line(run_cli("tag", "--store", str(store), "-q", "s:scrub", "+L:x", check=False), DAMAGED)
+    assert lost in err and "fsck --repair" in err
+    one_line(run_cli("q", "--store", str(store), "s:scrub", check=False), DAMAGED)
+    one_line(run_cli("import", "--store", str(store), "--stdin", input=b"Subject: x\n\ny\n", check=False),
+             DAMAGED)
+    assert not (store / "ei15" / "0" / lost).exists() or lost != "postlist.glass"  # nothing re-created
+    assert run_cli("fsck", "--store", str(store), check=False).returncode == 2
+    run_cli("fsck", "--store", str(store), "--repair")
+    assert volatile(store) == before
