@@ -32,7 +32,7 @@ from pathlib import Path
 import msgspec
 
 from . import epochs
-from .errors import DamagedStoreError, InputError, StorageError
+from .errors import DamagedStoreError, DiskFullError, InputError, StorageError, from_os_error, is_disk_full
 from .locks import locked
 from .paths import Layout, existing_store
 
@@ -61,6 +61,8 @@ def _git(repo: Path, *args: str) -> str:
     r = subprocess.run(["git", f"--git-dir={repo}", *args], capture_output=True, text=True)
     if r.returncode != 0:
         lines = r.stderr.strip().splitlines()
+        if is_disk_full(r.stderr):
+            raise DiskFullError(f"disk full: git {args[0]} failed in {repo}")
         raise StorageError(f"git {args[0]} failed in {repo}: {lines[-1] if lines else r.returncode}")
     return r.stdout.strip()
 
@@ -192,7 +194,7 @@ def backup(root: Path, file: Path, *, lock_timeout: float | None = None) -> Back
             os.replace(tmp, file)
         except OSError as e:
             tmp.unlink(missing_ok=True)
-            raise StorageError(f"cannot write backup {file}: {e.strerror or e}") from None
+            raise from_os_error(e, f"cannot write backup {file}") from None
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -310,7 +312,7 @@ def restore(file: Path, dest: Path, *, jobs: int | None = None) -> BackupStats:
             shutil.rmtree(unpacked)  # free the space before the index is built
             indexed = reindex(built, shards=manifest.get("shards") or None, jobs=jobs)
         except OSError as e:
-            raise StorageError(f"cannot restore into {dest}: {e.strerror or e}") from None
+            raise from_os_error(e, f"cannot restore into {dest}") from None
         _check_dest(dest)  # nobody filled it meanwhile
         os.replace(built, dest)  # replaces an empty directory too
     return BackupStats(file=str(file), store=str(dest), epochs=len(manifest["epochs"]),

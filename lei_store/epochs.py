@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .errors import StorageError
+from .errors import DiskFullError, StorageError, is_disk_full
 from .paths import Layout
 
 PACKING_FACTOR = 0.4
@@ -109,8 +109,11 @@ class FastImport:
     def _failure(self) -> StorageError:
         self._proc.wait()
         self._err.seek(0)
-        lines = self._err.read().decode("utf-8", "replace").strip().splitlines()
+        text = self._err.read().decode("utf-8", "replace").strip()
+        lines = text.splitlines()
         reason = lines[-1] if lines else f"exit status {self._proc.returncode}"
+        if is_disk_full(text):
+            return DiskFullError(f"disk full: git fast-import failed in {self.repo}")
         return StorageError(f"git fast-import failed in {self.repo}: {reason}")
 
     def commit(self, blob: bytes, author: tuple[str, str, int, str],

@@ -112,7 +112,8 @@ def from_os_error(e: OSError, what: str = "") -> LeiStoreError:
 
 
 def is_disk_full(strerror: str) -> bool:
-    """Xapian and git report an errno only as its strerror() text: compare with the C library's."""
+    """Xapian and git report an errno only as its strerror() text: compare with the C library's
+    (git's write_or_die() has its own words for ENOSPC)."""
     import os
 
-    return any(os.strerror(n) in strerror for n in NO_SPACE)
+    return any(os.strerror(n) in strerror for n in NO_SPACE) or "Out of diskspace" in strerror

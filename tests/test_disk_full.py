@@ -27,8 +27,8 @@ def test_import_into_a_full_disk_then_resume(small_fs, sample_corpus, tmp_path):
     before = {f[5] for *_, f in over_rows(store)}
     r = run_cli("import", "--store", str(store), "-q", "--batch-size", "50", f"mboxrd:{big}", check=False)
     err = r.stderr.decode()
-    assert r.returncode != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    assert "disk full" in err or "No space left" in err, err
+    assert r.returncode == 74 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "disk full" in err, err
     # nothing that was stored before is lost or unreadable
     after_fail = {f[5] for *_, f in over_rows(store)}
     assert before <= after_fail
@@ -44,3 +44,32 @@ def test_import_into_a_full_disk_then_resume(small_fs, sample_corpus, tmp_path):
     import json
 
     assert json.loads(again.stdout)["added"] == 0
+
+
+def test_backup_onto_a_full_disk_is_74_and_leaves_nothing(sample_corpus, tmp_path):
+    store = tmp_path / "store"
+    run_cli("import", "--store", str(store), "-q", str(shutil.copytree(sample_corpus / "maildir", tmp_path / "md")))
+    with small_tmpfs(tmp_path / "tiny", "64k") as mnt:
+        r = run_cli("backup", "--store", str(store), str(mnt / "b.tar"), check=False)
+        err = r.stderr.decode()
+        assert r.returncode == 74 and "disk full" in err and len(err.strip().splitlines()) == 1, err
+        assert list(mnt.iterdir()) == []
+
+
+def test_a_store_the_user_may_not_write_is_77(sample_corpus, tmp_path):
+    import os
+    import sys
+
+    from conftest import as_unprivileged_user
+
+    with as_unprivileged_user(tmp_path) as (prefix, base):
+        store = base / "store"
+        run_cli("import", "--store", str(store), "-q", f"mboxrd:{sample_corpus / 'sample.mboxrd'}")
+        if not prefix:
+            store.chmod(0o555)
+        (base / "m.eml").write_bytes(b"From: a@b\nSubject: x\nMessage-ID: <perm@x>\n\nx\n")
+        (base / "m.eml").chmod(0o644)
+        r = subprocess.run([*prefix, sys.executable, "-m", "lei_store", "import", "--store", str(store),
+                            str(base / "m.eml")], capture_output=True, cwd=base, env=dict(os.environ, HOME=str(base)))
+        err = r.stderr.decode()
+        assert r.returncode == 77 and "permission denied" in err and len(err.strip().splitlines()) == 1, err
