@@ -3,7 +3,6 @@ synced Maildir file whose bytes still hash to the OID (as `lei blob` does)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from .errors import DamagedStoreError
 from .paths import Layout
@@ -65,7 +64,11 @@ class BlobReader:
         return data
 
     def _from_maildirs(self, oidbin: bytes) -> bytes | None:
+        import os
         import sqlite3
+
+        from .importers import DEFAULT_MAX_SIZE
+        from .importers.maildir import read_file
 
         if not self.layout.mail_sync.exists():
             return None
@@ -82,9 +85,9 @@ class BlobReader:
                 continue
             for sub in (("cur", "new") if ":2," in name else ("new", "cur")):
                 try:
-                    data = Path(loc[8:], sub, name).read_bytes()
+                    data = read_file(os.path.join(loc[8:], sub, name), DEFAULT_MAX_SIZE)
                 except OSError:
                     continue
-                if git_oid(data) == oidbin:
+                if isinstance(data, bytes) and git_oid(data) == oidbin:
                     return data
         return None

@@ -87,6 +87,8 @@ def _maildir_names(path: str) -> dict[str, str]:
 def refresh_maildir(sync: MailSync, fid: int, loc: str, held) -> FolderStats:
     """Rows for vanished files go; files the store holds (by blob OID) but that have no row get one."""
     from .blobs import git_oid
+    from .importers import DEFAULT_MAX_SIZE
+    from .importers.maildir import read_file
 
     stats = FolderStats(loc)
     path = loc[len("maildir:"):]
@@ -102,9 +104,12 @@ def refresh_maildir(sync: MailSync, fid: int, loc: str, held) -> FolderStats:
         if name.encode("utf-8", "surrogateescape") in known:
             continue
         try:
-            oid = git_oid(Path(path, sub, name).read_bytes())
+            data = read_file(os.path.join(path, sub, name), DEFAULT_MAX_SIZE)
         except OSError:
             continue
+        if isinstance(data, str):  # not a message file (a FIFO, a symlink, unreadable, too large)
+            continue
+        oid = git_oid(data)
         if held(oid):
             sync.add_name(oid, fid, name)
             stats.added += 1

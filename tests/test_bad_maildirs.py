@@ -190,3 +190,18 @@ def test_a_ten_megabyte_subject_stays_in_bounded_memory(tmp_path):
     before = _peak_child_rss_mb()
     run_cli("import", "--store", str(tmp_path / "s"), "-q", str(tmp_path / "subj.eml"), timeout=120)
     assert max(before, _peak_child_rss_mb()) < 450, "peak RSS of the import, MB"
+
+
+def test_refresh_mail_sync_and_blob_never_wait_on_a_fifo(tmp_path):
+    """The same class of mistake outside import: reading every name of a synced Maildir."""
+    md = maildir(tmp_path / "md")
+    store = tmp_path / "s"
+    run_cli("import", "--store", str(store), "-q", str(md))
+    oid = blob_oid(message(0))
+    name = "1700000000.M0P0.host:2,S"
+    (md / "cur" / name).unlink()
+    os.mkfifo(md / "cur" / name)  # the synced file is now a FIFO of the same name
+    os.mkfifo(md / "new" / "1700000099.M9P0.host")
+    r = run_cli("refresh-mail-sync", "--store", str(store), "--all", timeout=60)
+    assert r.returncode == 0
+    assert run_cli("blob", "--store", str(store), oid, timeout=60).stdout == message(0)  # from git

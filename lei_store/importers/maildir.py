@@ -84,8 +84,9 @@ def list_entries(path: Path, opts: ReadOptions = ReadOptions()) -> list[Entry]:
     return entries
 
 
-def _read(file: str, max_size: int) -> bytes | str:
-    """The file's bytes, or why it cannot be taken; FileNotFoundError when it vanished."""
+def read_file(file: str, max_size: int) -> bytes | str:
+    """A message file's bytes, or why it cannot be taken (not a regular file: a symlink is not
+    followed, a FIFO not waited on; unreadable; too large); FileNotFoundError when it vanished."""
     try:
         fd = os.open(file, _OPEN_FLAGS)
     except OSError as e:
@@ -115,7 +116,7 @@ def read_items(path: Path, folder: str | None, entries: Iterable[Entry],
     for e in entries:
         file = os.path.join(base, e.subdir, e.name)
         try:
-            raw = _read(file, opts.max_size)
+            raw = read_file(file, opts.max_size)
         except FileNotFoundError:
             if not os.path.isdir(os.path.join(base, e.subdir)):  # the whole Maildir went away
                 raise InputError(f"{base}: the Maildir vanished during the import "
