@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import BinaryIO, Iterator
 
 from ..errors import InputError
-from . import Item, ReadOptions
+from .items import Item, ReadOptions
 from .compression import TRUNCATION_ERRORS
 
 

@@ -16,7 +16,7 @@ from typing import Iterable, Iterator, NamedTuple
 
 from ..errors import InputError
 from ..keywords import maildir_keywords
-from . import Item, ReadOptions
+from .items import Item, ReadOptions
 
 SUBDIRS = ("new", "cur")
 # open() never follows a symlink nor waits on a FIFO's writer; fstat() then says what it is

@@ -14,7 +14,7 @@ from typing import BinaryIO, Iterator
 
 from ..errors import InputError, TruncatedInputError
 from ..keywords import mbox_keywords
-from . import Item, ReadOptions
+from .items import Item, ReadOptions
 from .compression import TRUNCATION_ERRORS
 
 FROM_LINE = re.compile(rb"^From \S+ +(?:\S+ +)?\S+ +\S+ +\d+ +\d+:\d+")
