@@ -1,7 +1,8 @@
 """Writing keywords back to where messages came from: Maildir flags and IMAP flags (spec §10.3).
 
 Maildir files are only ever renamed (cur|new/NAME -> cur/BASE:2,FLAGS), never
-rewritten, and never over an existing name. The blob2name rows follow the
+rewritten, never over an existing name, and only when their flags change:
+labels, and keywords without a Maildir letter (junk), leave files alone. The blob2name rows follow the
 file. IMAP gets STORE FLAGS where the server allows them.
 """
 
@@ -75,8 +76,8 @@ def export_maildir_copies(sync: MailSync, copies, keywords_of: Callable[[bytes],
             continue
         name = name_b.decode("utf-8", "surrogateescape")
         new = maildir_name(name, keywords, merge=merge)
-        if new == name:
-            continue
+        if set(_info_letters(new)) == set(_info_letters(name)):
+            continue  # same flags: a file in new/ stays there (still "new" to the user's mail reader)
         got = rename_file(maildir, name, new)
         if got is GONE:
             sync.remove_name(fid, name_b)

@@ -138,3 +138,24 @@ def test_journal_replay_restores_thousands_of_keywords_and_labels(tmp_path):
         writer.replay_journal()
     assert volatile_by_blob(store) == want
     assert run_cli("ls-label", "--store", str(store)).stdout.decode().split() == ["later", "work", "x.y@z"]
+
+
+def test_labels_never_touch_maildir_files(imported):
+    """Labels and keywords without a Maildir letter (junk) change no flag: files stay where they are,
+    new/ included (moving one to cur/ would hide it as "new" from the user's mail reader)."""
+    store, maildir = imported
+    news = lambda: sorted(p.name for p in (maildir / "new").iterdir())
+    before = news()
+    assert before and all(":" not in n for n in before)
+    run_cli("export-kw", "--store", str(store), str(maildir))
+    moved = set(before) - set(news())  # only files whose flags change leave new/ (copies of flagged mail)
+    assert len(moved) < len(before) and all(list((maildir / "cur").glob(f"{n}:2,?*")) for n in moved)
+    fresh = [maildir / "new" / n for n in news()[:3]]
+    before = news()
+    stats = tag(store, *map(str, fresh), "+L:x", "+kw:junk")
+    assert stats["changed"] == len(fresh) and stats["exported"] == 0
+    assert news() == before
+    assert {r["blob"] for r in q(store, "L:x", "kw:junk")} == {blob_oid(p.read_bytes()) for p in fresh}
+    stats = tag(store, *map(str, fresh), "+kw:flagged")
+    assert stats["exported"] == len(fresh)  # a flag changes: new/X -> cur/X:2,F, as before
+    assert all((maildir / "cur" / f"{p.name}:2,F").exists() and not p.exists() for p in fresh)
