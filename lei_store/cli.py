@@ -521,7 +521,7 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
                             "maildir", "mboxrd", "mboxo", "mboxcl", "mboxcl2"])
     s.add_argument("-o", "--output", metavar="DEST", help="write messages to a Maildir (DIR, maildir:DIR) "
                    "or mbox (mboxrd:FILE, mboxcl2:FILE, ...)")
-    s.add_argument("-a", "--augment", action="store_true", help="add to DEST instead of replacing it")
+    s.add_argument("-a", "--augment", action="store_true", help="add to DEST instead of replacing what an earlier q -o wrote there")
     s.add_argument("--pretty", action="store_true", help="indented JSON")
     s.add_argument("-t", "--threads", action="store_true", help="whole threads of the matches")
     s.add_argument("-d", "--dedupe", default="content", choices=["content", "oid", "mid", "none"])

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import stat
 import time
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
@@ -95,18 +97,57 @@ def write_mail(hits: Iterable[Hit], fmt: str, dest: Path | None, read_blob, augm
         return _write_maildir(hits, dest, read_blob, augment)
     if stream is not None:
         return _write_mbox(hits, fmt, stream, read_blob)
-    mode = "ab" if augment else "wb"
-    with open(dest, mode) as f:
-        return _write_mbox(hits, fmt, f, read_blob)
+    return _write_mbox_file(hits, fmt, dest, read_blob, augment)
+
+
+# How q -o names a message in a Maildir, as lei does: <blob oid>=<pct>:2,<flags>. Without
+# --augment only such files are removed, so nothing q -o did not write is ever deleted.
+_OUTPUT_NAME = re.compile(r"[0-9a-f]{40}=[0-9]+:2,[A-Za-z]*\Z")
+_ADVICE = "; use an empty or new directory, or --augment to add to it"
+
+
+def _maildir_subdirs(dest: Path) -> None:
+    """cur/, new/ and tmp/ must be real directories: through a symlink, writes (and, without
+    --augment, deletions) would land in a directory the user never named."""
+    for sub in ("cur", "new", "tmp"):
+        try:
+            mode = os.lstat(dest / sub).st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(mode):
+            raise InputError(f"{dest}: {sub} is a symbolic link, not a directory{_ADVICE}")
+        if not stat.S_ISDIR(mode):
+            raise InputError(f"{dest}: {sub} is not a directory{_ADVICE}")
+
+
+def _previous_output(dest: Path) -> list[Path]:
+    """The files an earlier q -o wrote in DEST, all checked before any is deleted; anything
+    else there (a user's file, a sub-directory, a non-Maildir directory) refuses the output."""
+    entries = sorted(os.listdir(dest))
+    if entries and "cur" not in entries:
+        raise InputError(f"{dest}: not empty and not a Maildir (it holds {entries[0]}){_ADVICE}")
+    old = []
+    for sub in ("cur", "new"):
+        d = dest / sub
+        for name in sorted(os.listdir(d)) if d.is_dir() else ():
+            mode = os.lstat(d / name).st_mode
+            if stat.S_ISDIR(mode):
+                raise InputError(f"{dest}: {sub}/{name} is a directory, not a message q -o wrote{_ADVICE}")
+            if not (_OUTPUT_NAME.match(name) and stat.S_ISREG(mode)):
+                raise InputError(f"{dest}: {sub}/{name} was not written by q -o{_ADVICE}")
+            old.append(d / name)
+    return old
 
 
 def _write_maildir(hits, dest: Path, read_blob, augment: bool) -> int:
+    if dest.exists():
+        if not dest.is_dir():
+            raise InputError(f"{dest}: exists and is not a directory")
+        _maildir_subdirs(dest)
+        for path in () if augment else _previous_output(dest):
+            os.unlink(path)
     for sub in ("cur", "new", "tmp"):
-        d = dest / sub
-        if d.is_dir() and not augment and sub != "tmp":
-            for name in os.listdir(d):
-                os.unlink(d / name)
-        d.mkdir(parents=True, exist_ok=True)
+        (dest / sub).mkdir(parents=True, exist_ok=True)
     n = 0
     for hit in hits:
         raw = read_blob(hit.row.blob)
@@ -117,6 +158,51 @@ def _write_maildir(hits, dest: Path, read_blob, augment: bool) -> int:
         tmp.write_bytes(raw)
         os.replace(tmp, dest / "cur" / name)  # tmp -> cur: readers never see half a message
         n += 1
+    return n
+
+
+# The first line of every mbox q -o writes (see _write_mbox): only such a file is replaced.
+_OUR_MBOX = re.compile(rb"From [0-9a-f]{40}@(?:mboxrd|mboxo|mboxcl2|mboxcl) Thu Jan  1 00:00:00 1970\n")
+
+
+def _write_mbox_file(hits, fmt: str, dest: Path, read_blob, augment: bool) -> int:
+    try:
+        st = os.stat(dest)  # through symlinks: /dev/stdout is whatever our stdout is
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{dest}: is a directory; {fmt}: needs a file")
+    if augment or (st is not None and not stat.S_ISREG(st.st_mode)):
+        with open(dest, "ab" if augment else "wb") as f:  # a FIFO, a terminal: just written to
+            return _write_mbox(hits, fmt, f, read_blob)
+    target = Path(os.path.realpath(dest))  # a symlink stays; the file it points to is replaced
+    if st is not None and st.st_size and not _is_our_mbox(target):
+        raise InputError(f"{dest}: not an mbox q -o wrote; use a new or empty file, or --augment to add to it")
+    return _replace_file(target, st, lambda f: _write_mbox(hits, fmt, f, read_blob))
+
+
+def _is_our_mbox(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return _OUR_MBOX.match(f.read(100)) is not None
+
+
+def _replace_file(target: Path, old: os.stat_result | None, write: Callable[[BinaryIO], int]) -> int:
+    """Write a temporary file beside TARGET, then rename it over TARGET: whatever fails
+    (a full disk, an unreadable blob, ^C), TARGET is either the old file or the new one, whole."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if old is not None:
+                os.fchmod(f.fileno(), stat.S_IMODE(old.st_mode))
+            n = write(f)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the name points at it
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return n
 
 

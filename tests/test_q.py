@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -128,3 +129,129 @@ def test_readers_work_while_an_import_runs(sample_corpus, tmp_path):
         counts.append(len(r.stdout.splitlines()))
     assert writer.wait(timeout=120) == 0, writer.stderr.read().decode()
     assert len(counts) >= 2 and counts == sorted(counts)  # never fewer results than before
+
+
+# --- -o: only ever replace what q -o wrote --------------------------------------------------------
+
+
+def refused(r: subprocess.CompletedProcess, *words: str) -> str:
+    err = r.stderr.decode()
+    assert r.returncode == 1 and r.stdout == b"", err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert all(w in err for w in words), err
+    return err
+
+
+def listing(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in d.iterdir()}
+
+
+def test_maildir_output_refuses_files_it_did_not_write(store, tmp_path):
+    out = tmp_path / "md"
+    (out / "cur").mkdir(parents=True)
+    (out / "cur" / "todo.txt").write_text("buy milk\n")
+    refused(q(store, "-o", str(out), "kw:flagged", check=False), str(out), "cur/todo.txt", "--augment", "empty")
+    assert listing(out / "cur") == {"todo.txt": b"buy milk\n"} and sorted(os.listdir(out)) == ["cur"]
+    docs = tmp_path / "docs"  # not a Maildir at all
+    docs.mkdir()
+    (docs / "notes.txt").write_text("x")
+    refused(q(store, "-o", str(docs), "kw:flagged", check=False), "notes.txt")
+    assert os.listdir(docs) == ["notes.txt"]
+    stray = tmp_path / "stray"  # a foreign file in new/ counts as much as one in cur/
+    q(store, "-o", str(stray), "kw:flagged")
+    (stray / "new" / "1700000000.M1P2.host").write_bytes(b"Subject: mine\n\n")
+    before = listing(stray / "cur")
+    refused(q(store, "-o", str(stray), "s:scrub", check=False), "new/1700000000.M1P2.host")
+    assert listing(stray / "cur") == before
+    flagged = len(jsonl(store, "kw:flagged"))
+    q(store, "-o", str(out), "--augment", "kw:flagged")  # --augment adds beside it, deleting nothing
+    assert (out / "cur" / "todo.txt").read_text() == "buy milk\n" and len(os.listdir(out / "cur")) == 1 + flagged
+
+
+def test_maildir_output_never_follows_a_symlinked_cur(store, tmp_path):
+    out = tmp_path / "md"
+    q(store, "-o", str(out), "kw:flagged")
+    ours = sorted(os.listdir(out / "cur"))[0]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "precious").write_text("keep")
+    (elsewhere / ours).write_text("named like ours, but not in the output")
+    shutil.rmtree(out / "cur")
+    (out / "cur").symlink_to(elsewhere)
+    before = listing(elsewhere)
+    for augment in ((), ("--augment",)):
+        refused(q(store, "-o", str(out), *augment, "kw:flagged", check=False), "cur", "symbolic link")
+        assert listing(elsewhere) == before
+
+
+def test_maildir_output_checks_everything_before_deleting(store, tmp_path):
+    out = tmp_path / "md"
+    q(store, "--dedupe=none", "-o", str(out), "z:1..")
+    before = listing(out / "cur")
+    (out / "cur" / "sub").mkdir()  # the old code stopped here after deleting whatever listed before it
+    refused(q(store, "-o", str(out), "kw:flagged", check=False), "cur/sub", "directory")
+    assert {p.name: p.read_bytes() for p in (out / "cur").iterdir() if p.is_file()} == before
+
+
+def test_maildir_output_replaces_its_previous_output(store, tmp_path):
+    out = tmp_path / "md"
+    q(store, "--dedupe=none", "-o", str(out), "s:scrub")
+    old = sorted(os.listdir(out / "cur"))
+    # a mail reader marked one as read and one as trashed, and lei wrote one (same naming)
+    (out / "cur" / old[0]).rename(out / "cur" / (old[0].partition(":")[0] + ":2,RS"))
+    (out / "cur" / old[1]).rename(out / "cur" / (old[1] + "T"))
+    (out / "cur" / ("ab" * 20 + "=99:2,S")).write_bytes(b"Subject: from lei\n\n")
+    q(store, "--dedupe=none", "-o", str(out), "kw:flagged")
+    want = jsonl(store, "--dedupe=none", "kw:flagged")
+    got = sorted(os.listdir(out / "cur"))
+    assert got == sorted(f"{r['blob']}={r['pct']}:2,{''.join(sorted('FS' if 'seen' in r['kw'] else 'F'))}"
+                         for r in want)
+    assert os.listdir(out / "new") == []
+    assert {blob_oid((out / "cur" / n).read_bytes()) for n in got} == {r["blob"] for r in want}
+    q(store, "-o", f"maildir:{out}", "--augment", "s:scrub")
+    assert set(got) < set(os.listdir(out / "cur"))
+
+
+def test_mbox_output_never_clobbers_a_foreign_file(store, tmp_path):
+    box = tmp_path / "mine.mbox"
+    mine = b"From me@example.org Mon Jan  1 00:00:00 2024\nSubject: mine\n\nkeep me\n\n"
+    box.write_bytes(mine)
+    refused(q(store, "-o", f"mboxrd:{box}", "kw:flagged", check=False), str(box), "--augment")
+    assert box.read_bytes() == mine
+    q(store, "-o", f"mboxrd:{box}", "--augment", "kw:flagged")  # --augment appends to it
+    appended = box.read_bytes()
+    assert appended.startswith(mine) and len(appended) > len(mine)
+    d = tmp_path / "a-dir"
+    d.mkdir()
+    refused(q(store, "-o", f"mboxrd:{d}", "kw:flagged", check=False), str(d), "directory")
+
+
+def test_mbox_output_replaces_its_own_output_whole(store, tmp_path):
+    box = tmp_path / "out.mbox"
+    box.write_bytes(b"")  # an empty file is fair game
+    q(store, "-o", f"mboxrd:{box}", "s:scrub")
+    assert box.read_bytes() == q(store, "-f", "mboxrd", "s:scrub").stdout
+    link = tmp_path / "link.mbox"
+    link.symlink_to(box)
+    q(store, "-o", f"mboxcl2:{link}", "kw:flagged")  # our own earlier output, through a symlink
+    assert link.is_symlink() and box.read_bytes() == q(store, "-f", "mboxcl2", "kw:flagged").stdout
+    assert sorted(os.listdir(tmp_path)) == ["link.mbox", "out.mbox"]  # no temporary file left
+    fifo = tmp_path / "fifo"  # not a regular file: just written to
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    q(store, "-o", f"mboxrd:{fifo}", "kw:flagged")
+    assert reader.communicate(timeout=60)[0] == q(store, "-f", "mboxrd", "kw:flagged").stdout
+    q(store, "-o", "mboxrd:/dev/null", "kw:flagged")
+    assert Path("/dev/null").is_char_device()
+
+
+def test_mbox_output_failing_half_way_keeps_the_old_one(store, tmp_path):
+    from conftest import small_tmpfs
+
+    with small_tmpfs(tmp_path / "fs", "128k") as fs:
+        box = fs / "out.mbox"
+        q(store, "-o", f"mboxrd:{box}", "s:scrub")
+        before = box.read_bytes()
+        r = q(store, "--dedupe=none", "-o", f"mboxrd:{box}", "z:1..", check=False)
+        assert r.returncode == 74 and len(r.stderr.decode().splitlines()) == 1, r.stderr
+        assert box.read_bytes() == before and os.listdir(fs) == ["out.mbox"]
