@@ -169,7 +169,7 @@ class _Parser:
     def phrase(self, i: int) -> tuple[list[str], int]:
         words: list[str] = []
         while True:
-            i = self.cfws(i)
+            i = self.cfws(i, True)
             if i < self.n and self.s[i] == '"':
                 w, i = self.quoted(i)
             elif i < self.n and (self.s[i] in _WORDCH or self.s[i] >= "\x80"):
@@ -227,6 +227,7 @@ class _Parser:
         s, n = self.s, self.n
         self.comment = None
         words, j = self.phrase(i)
+        phrase_comment, self.comment = self.comment, None  # only a lone phrase keeps its comment
         if j < n and s[j] == ":" and words and not at_group:
             return ("group", " ".join(words)), j + 1
         if j < n and s[j] == "<":
@@ -240,7 +241,7 @@ class _Parser:
             phrase = " ".join(words) or None
             return Address(phrase, user, host, self.comment), k
         if len(words) == 1 and j >= n and "@" not in s[i:]:
-            return Address(" ".join(words), None, None, None), j
+            return Address(words[0], None, None, phrase_comment), j
         self.comment = None
         k = self.cfws(i)
         user, host, k = self.addr_spec(k)
@@ -253,6 +254,7 @@ class _Parser:
         gname: str | None = None
         in_group = False
         expect = True  # at the start of an element
+        in_element = False  # parsing one (not the comments before it)
         i = 0
         try:
             while i < n:
@@ -269,11 +271,14 @@ class _Parser:
                 if c == ";" and in_group:
                     groups.append((gname, cur))
                     cur, gname, in_group = [], None, False
+                    expect = False  # the group was the element: no empty one before the next comma
                     i = self.cfws(i + 1)
                     if i < n and s[i] != ",":
                         break  # only a comma may follow a group
                     continue
+                in_element = True
                 item, j = self.mailbox(i, in_group)
+                in_element = False
                 if type(item) is tuple:  # ("group", name)
                     if cur:
                         groups.append((None, cur))
@@ -281,16 +286,15 @@ class _Parser:
                     expect = True
                     i = j
                     continue
-                if item != (None, None, None, None):
-                    cur.append(item)
+                cur.append(item)  # even empty (`<>`, `@`, a stray `;`): Email::Address::XS reports it
                 expect = False
                 i = j
                 if i < n and s[i] not in ",;":
                     break  # junk: Email::Address::XS gives up here
                 if i < n and s[i] == ";" and not in_group:
                     break
-        except ValueError:
-            if not cur and not groups:  # Email::Address::XS yields one empty element
+        except ValueError:  # Email::Address::XS reports a broken element as an empty one, and
+            if in_element and expect:  # nothing for a broken comment between elements
                 cur.append(Address(None, None, None, None))
         if cur or in_group:
             groups.append((gname if in_group else None, cur))
@@ -414,7 +418,16 @@ def split_addresses(value: str) -> list[tuple[str | None, str | None]]:
     plain = _split_plain(value)
     if plain is not None:
         return plain
-    return [(a.phrase or a.comment or None, a.address) for a in parse_addresses(value)]
+    return [(a.phrase if a.phrase is not None else a.comment or None, a.address) for a in parse_addresses(value)]
+
+
+def json_addresses(value: str) -> list[tuple[str | None, str | None]] | None:
+    """JSON f/t/c of a header's over value, as lei prints them: a header with a value gives a
+    list, empty when it names nobody (`undisclosed-recipients:;`); an empty one gives None
+    (the key is left out), and so does "0", which lei's Perl takes for false."""
+    if not value or value == "0":
+        return None
+    return split_addresses(value)
 
 
 def _ident_part(msg, hdr: str) -> tuple[str | None, str | None]:
@@ -422,20 +435,24 @@ def _ident_part(msg, hdr: str) -> tuple[str | None, str | None]:
     if not vals:
         return None, None
     v = vals[0] if "=?" in msg.header_raw(hdr)[0] else raw_to_text(vals[0])
-    for a in parse_addresses(v):
-        name = a.phrase or a.comment or a.user
-        if name is not None and name == a.address:  # "a@b" <a@b> -> a
-            name = a.user
-        return name, a.address
-    return None, None
+    found = parse_addresses(v)
+    if not found:
+        return None, None
+    # like lei: the name of the first element ("" for one that parsed to nothing, which then
+    # takes no name from Sender), the first address of any element
+    first = found[0]
+    name = first.phrase or first.comment or first.user or ""
+    if name == first.address:  # "a@b" <a@b> -> a
+        name = first.user
+    return name, next((a.address for a in found if a.address), None)
 
 
 def author_ident(msg) -> tuple[str, str]:
     """(NAME, EMAIL) of the git author (§2.2), with '<' and '>' removed."""
     name, email = _ident_part(msg, "from")
-    if not name or not email:
+    if name is None or not email:
         sname, semail = _ident_part(msg, "sender")
-        name = name or sname
+        name = sname if name is None else name  # From's "" (`<>`) is a name: Sender's is not taken
         email = email or semail
     strip = str.maketrans("", "", "<>")
     return (name or "").translate(strip), (email or "").translate(strip)

@@ -56,7 +56,7 @@ def write_summary(hits: Iterable[Hit], out: BinaryIO) -> int:
     n = 0
     for hit in hits:
         r = hit.row
-        sender = (split_addresses(r.from_) or [(None, r.from_)])[0]
+        sender = next((p for p in split_addresses(r.from_) if p != (None, None)), (None, r.from_))
         who = (sender[0] or sender[1] or "")[:22]
         kw = f" [{','.join(hit.keywords + ['L:' + x for x in hit.labels])}]" if hit.keywords or hit.labels else ""
         line = f"{time.strftime('%Y-%m-%d', time.gmtime(r.ds))}  {who:<22}  {r.subject}{kw}\n"

@@ -25,7 +25,8 @@ DEDUPES = ("content", "oid", "mid", "none")
 
 
 class Result(msgspec.Struct, omit_defaults=True, kw_only=True):
-    """One search result as lei q prints it (keys in lei's sorted order; "s" even when empty)."""
+    """One search result as lei q prints it (keys in lei's sorted order; "s" even when empty;
+    f/t/c are [] for a header naming nobody, left out when the header is absent or empty)."""
 
     L: list[str] | None = None
     blob: str
@@ -50,10 +51,9 @@ class Hit(NamedTuple):
     pct: int | None  # None for messages added by --threads that did not match themselves
 
     def record(self) -> Result:
-        from .addresses import split_addresses
+        from .addresses import json_addresses as addrs
 
         r = self.row
-        addrs = lambda v: (split_addresses(v) or None) if v else None
         refs = [x.strip("<>") for x in r.references.split()] or None
         return Result(L=self.labels or None, blob=r.blob, c=addrs(r.cc), dt=_iso(r.ds), f=addrs(r.from_),
                       kw=self.keywords or None, m=r.mid or None, pct=self.pct, refs=refs,

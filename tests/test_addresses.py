@@ -10,6 +10,7 @@ import pytest
 from lei_store.addresses import (
     _split_plain,
     author_ident,
+    json_addresses,
     mime_header_decode,
     parse_addresses,
     parse_groups,
@@ -88,14 +89,41 @@ def test_parse_groups_shapes():
         ("MAILER DAEMON <>", [("MAILER DAEMON", None)]),
         ("Foo Bar", [(None, None)]),
         ("a@b, , c@d", [(None, "a@b"), (None, None), (None, "c@d")]),
+        # groups, empty ones and junk: what lei 1.9's JSON showed for these To/Cc/From values
+        ("undisclosed-recipients:;", []),
+        ("(just a comment)", []),
+        ("Group: (c) ;", []),
+        ("g:", []),
+        ("g1:;, g2:;", []),
+        ("group:;, x@y.z", [(None, "x@y.z")]),  # a closed group is an element: no empty one after it
+        ("g1: a@b.example;, g2:;, c@d.example", [(None, "a@b.example"), (None, "c@d.example")]),
+        ("team: a@b.example, C <c@d.example>;", [(None, "a@b.example"), ("C", "c@d.example")]),
+        ("g: , a@b.example;", [(None, None), (None, "a@b.example")]),
+        ("<>", [(None, None)]),  # junk that parses to nothing is still an element
+        ("@, a@b.example, <>", [(None, None), (None, "a@b.example"), (None, None)]),
+        ("a@b.example, ;", [(None, "a@b.example"), (None, None)]),
+        (">", [(None, None)]),
+        ('"Foo Bar"', [("Foo Bar", None)]),
+        ('"" (cmt)', [("", None)]),  # an empty phrase is a name...
+        ('"" <q@example.com>', [(None, "q@example.com")]),  # ... unless an address follows
+        ('x@y.example, "unterminated', [(None, "x@y.example"), (None, None)]),
+        ("(unterminated", []),
     ],
 )
 def test_split_addresses(value, pairs):
     assert split_addresses(value) == pairs
 
 
+@pytest.mark.parametrize("value,printed", [
+    ("", None), ("0", None),  # left out of lei's JSON ("0" is false to Perl)
+    ("00", [("00", None)]), ("undisclosed-recipients:;", []), ("a@b", [(None, "a@b")]),
+])
+def test_json_addresses(value, printed):
+    assert json_addresses(value) == printed
+
+
 def _full_split(value: str):
-    return [(a.phrase or a.comment or None, a.address) for a in parse_addresses(value)]
+    return [(a.phrase if a.phrase is not None else a.comment or None, a.address) for a in parse_addresses(value)]
 
 
 def test_plain_fast_path_agrees_with_the_full_parser():
@@ -154,6 +182,16 @@ def _from(hdr: bytes) -> tuple[str, str]:
         (b"From: J\xf6rg <j@example.com>", ("J\xf6rg", "j@example.com")),  # latin-1 byte -> U+00F6
         (b"From: J\xc3\xb6rg <j@example.com>", ("J\xf6rg", "j@example.com")),  # raw UTF-8 read as UTF-8
         (b"Subject: nobody", ("", "")),
+        # the first element names the author, the first address of any element is the email
+        (b"From: <>\nSender: Send <s@example.com>", ("", "s@example.com")),  # "" is a name: not Send
+        (b"From: @, x@y.example", ("", "x@y.example")),
+        (b'From: "Quoted Name", x@y.example', ("Quoted Name", "x@y.example")),
+        (b"From: g:;, x@y.example", ("x", "x@y.example")),
+        (b'From: "" (cmt)\nSender: s@example.com', ("cmt", "s@example.com")),
+        (b"From: (nobody)\nSender: Send <s@example.com>", ("Send", "s@example.com")),
+        (b"From: 0\nSender: Send <s@example.com>", ("0", "s@example.com")),
+        (b"From: (unterminated\nSender: Send <s@example.com>", ("Send", "s@example.com")),
+        (b'From: "unterminated\nSender: Send <s@example.com>', ("", "s@example.com")),
     ],
 )
 def test_author_ident(hdr, ident):

@@ -24,9 +24,10 @@ import tarfile
 import zlib
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from lei_store.addresses import author_ident, split_addresses
+from lei_store.addresses import author_ident
 from lei_store.contenthash import content_hash
 from lei_store.message import (
     Message,
@@ -41,6 +42,8 @@ from lei_store.message import (
     subject_path_of,
     synthetic_mid,
 )
+from lei_store.overview import OverRow
+from lei_store.search import Hit
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SMALL = SHARED / "corpora" / "small.tar.xz"
@@ -318,7 +321,42 @@ CASES4 = {
  "sp_tilde": d(b"x~y/z.w-v"),
 }
 
-CASES = {**CASES1, **CASES2, **CASES3, **CASES4}
+def al(subject, hdr):  # noqa: E302  address lists: JSON f/t/c ([] vs left out) and the git author
+    return d(subject, hdr=hdr + b"Date: Mon, 2 Jan 2023 10:00:00 +0000\n")
+F = b"From: a@example.com\n"
+CASES5 = {
+ "al_to_undisclosed": al(b"al to undisclosed", F + b"To: undisclosed-recipients:;\nCc: \n"),
+ "al_from_undisclosed": al(b"al from undisclosed", b"From: undisclosed-recipients:;\nTo: b@example.com\n"),
+ "al_cc_undisclosed": al(b"al cc undisclosed", F + b"To: b@example.com\nCc: undisclosed-recipients: ;\n"),
+ "al_to_phrase_only": al(b"al to phrase only", F + b"To: \"Foo Bar\"\n"),
+ "al_cc_empty_group_then_addr": al(b"al cc empty group then addr", F + b"To: b@example.com\nCc: group:;, x@y.z\n"),
+ "al_to_empty": al(b"al to empty", F + b"To: \nCc: c@example.com\n"),
+ "al_to_angle_empty": al(b"al to angle empty", F + b"To: <>\n"),
+ "al_to_group_members": al(b"al to group members", F + b"To: team: a@b.example, C <c@d.example>;\n"),
+ "al_to_two_groups": al(b"al to two groups", F + b"To: g1: a@b.example;, g2: c@d.example;\n"),
+ "al_to_two_empty_groups": al(b"al to two empty groups", F + b"To: g1:;, g2:;\nCc: g1:;, g2:;, c@d.example\n"),
+ "al_to_groups_mixed": al(b"al to groups mixed", F + b"To: g1: a@b.example;, g2:;, c@d.example\n"),
+ "al_to_ws_only": al(b"al to ws only", F + b"To:    \t \nCc: \n \n"),
+ "al_to_comment_only": al(b"al to comment only", F + b"To: (just a comment)\nCc: Group: (c) ;\n"),
+ "al_to_group_unclosed": al(b"al to group unclosed", F + b"To: g:\nCc: g:;;\n"),
+ "al_to_zero": al(b"al to zero", F + b"To:  0 \nCc: 00\n"),
+ "al_to_junk_elements": al(b"al to junk elements", F + b"To: @, a@b.example, <>\nCc: a@b.example, ;\n"),
+ "al_to_junk_only": al(b"al to junk only", F + b"To: >\nCc: ;\n"),
+ "al_to_quoted_empty": al(b"al to quoted empty", F + b"To: \"\" (cmt)\nCc: \"\" <q@example.com>\n"),
+ "al_from_angle_empty": al(b"al from angle empty", b"From: <>\nSender: Send <s@example.com>\n"),
+ "al_from_at_then_addr": al(b"al from at then addr", b"From: @, x@y.example\nSender: Send <s@example.com>\n"),
+ "al_from_quoted_then_addr": al(b"al from quoted then addr", b"From: \"Quoted Name\", x@y.example\n"),
+ "al_from_group_then_addr": al(b"al from group then addr", b"From: g:;, x@y.example\n"),
+ "al_from_comment_then_addr": al(b"al from comment then addr", b"From: (Cmt Name), x@y.example\n"),
+ "al_from_quoted_empty": al(b"al from quoted empty", b"From: \"\" (cmt)\nSender: s@example.com\n"),
+ "al_from_comment_sender": al(b"al from comment sender", b"From: (nobody)\nSender: Send <s@example.com>\n"),
+ "al_from_zero": al(b"al from zero", b"From: 0\nSender: Send <s@example.com>\n"),
+ "al_from_broken": al(b"al from broken", b"From: x@y.example, \"unterminated\nTo: (unterminated\n"),
+ "al_from_broken_first": al(b"al from broken first", b"From: \"unterminated\nSender: Send <s@example.com>\n"),
+ "al_from_broken_comment": al(b"al from broken comment", b"From: (unterminated\nSender: Send <s@example.com>\n"),
+}
+
+CASES = {**CASES1, **CASES2, **CASES3, **CASES4, **CASES5}
 
 
 # --- building the lei store -------------------------------------------------------
@@ -516,13 +554,15 @@ def test_commits(lei):
 
 
 def test_json_addresses(lei):
+    """f/t/c exactly as `q -f jsonl` prints them: a list (maybe empty) or no key at all."""
     bad = []
     for r in lei.rows:
         oid = r["f"][5]
         o = lei.json[oid]
         ov = overview_fields(Message(lei.sources[oid]))
-        for key, value in (("f", ov.from_), ("t", ov.to), ("c", ov.cc)):
-            got = [list(p) for p in split_addresses(value)]
-            if got != o.get(key, []):
-                bad.append((oid, key, got, o.get(key)))
+        row = OverRow(r["num"], 0, None, r["ts"], r["ds"], ov.subject, ov.from_, "", ov.to, ov.cc, oid, "", 0, 0)
+        ours = json.loads(msgspec.json.encode(Hit(row, [], [], None).record()))
+        for key in "ftc":
+            if ours.get(key, "left out") != o.get(key, "left out"):
+                bad.append((oid, key, ours.get(key, "left out"), o.get(key, "left out")))
     assert not bad, _report(bad)
