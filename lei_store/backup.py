@@ -168,7 +168,7 @@ def _write_tar(stage: Path, manifest: dict, tmp: Path) -> None:
     (stage / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")
     members = ["MANIFEST.json"] + [e["bundle"] for e in manifest["epochs"] if e["bundle"]] \
         + list(manifest["files"])
-    with open(tmp, "wb") as raw:
+    with open(tmp, "xb") as raw:  # a name of our own: never truncates someone else's file
         with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for name in members:
                 tar.add(stage / name, arcname=name, recursive=False)
@@ -176,15 +176,31 @@ def _write_tar(stage: Path, manifest: dict, tmp: Path) -> None:
         os.fsync(raw.fileno())
 
 
+def _check_replaceable(file: Path) -> None:
+    """FILE may be new, empty, or an older backup: anything else of the user's is never replaced."""
+    if file.is_dir():
+        raise InputError(f"{file}: is a directory; give a file name for the backup")
+    if not file.exists() and not file.is_symlink():
+        return
+    if not file.is_file():
+        raise InputError(f"{file}: exists and is not a regular file; give a new file name for the backup")
+    if file.stat().st_size == 0:
+        return
+    try:
+        with tarfile.open(file, mode="r:") as tar:
+            _manifest_of(tar, file)
+    except (InputError, tarfile.TarError, EOFError):
+        raise InputError(f"{file}: exists and is not a lei-store backup; give a new file name") from None
+
+
 def backup(root: Path, file: Path, *, lock_timeout: float | None = None) -> BackupStats:
     """Write the store at ROOT to the single file FILE (replaced only when complete)."""
     started = time.monotonic()
     lay = existing_store(Path(root))
     file = Path(file).absolute()
-    if file.is_dir():
-        raise InputError(f"{file}: is a directory; give a file name for the backup")
+    _check_replaceable(file)
     file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(file.name + ".tmp")
+    tmp = file.with_name(f".{file.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     with tempfile.TemporaryDirectory(prefix=f".{file.name}.stage-", dir=file.parent) as stage_dir:
         stage = Path(stage_dir)
         try:
@@ -206,7 +222,8 @@ def backup(root: Path, file: Path, *, lock_timeout: float | None = None) -> Back
 
 # -- restore -----------------------------------------------------------------
 
-def _read_manifest(tar: tarfile.TarFile, file: Path) -> dict:
+def _manifest_of(tar: tarfile.TarFile, file: Path) -> dict:
+    """The first member's manifest, of any version; InputError when it is not a lei-store backup."""
     first = tar.next()
     if first is None or first.name != "MANIFEST.json" or not first.isfile():
         raise InputError(f"{file}: not a lei-store backup (no MANIFEST.json first)")
@@ -216,6 +233,11 @@ def _read_manifest(tar: tarfile.TarFile, file: Path) -> dict:
         raise InputError(f"{file}: not a lei-store backup (unreadable MANIFEST.json)") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise InputError(f"{file}: not a lei-store backup")
+    return manifest
+
+
+def _read_manifest(tar: tarfile.TarFile, file: Path) -> dict:
+    manifest = _manifest_of(tar, file)
     if manifest.get("version") != VERSION:
         raise InputError(f"{file}: backup format version {manifest.get('version')} is not supported "
                          f"(this lei-store reads version {VERSION})")

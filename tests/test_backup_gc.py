@@ -152,3 +152,20 @@ def test_gc_on_a_nearly_full_disk_refuses_then_runs(small_fs, sample_corpus, tmp
     filler.unlink()
     run_cli("gc", "--store", str(store), "-q")
     assert answers(store) == before
+
+
+def test_backup_overwrites_only_an_older_backup(store, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a backup\n")
+    assert "not a lei-store backup" in one_line_failure(run_cli("backup", "--store", str(store), "-q", str(notes),
+                                                                check=False))
+    assert notes.read_text() == "not a backup\n"
+    file = tmp_path / "store.backup"
+    mine = tmp_path / "store.backup.tmp"  # a name the backup once used for its temporary file
+    mine.write_text("mine\n")
+    run_cli("backup", "--store", str(store), "-q", str(file))
+    run_cli("backup", "--store", str(store), "-q", str(file))  # an older backup is replaced
+    assert mine.read_text() == "mine\n"
+    with tarfile.open(file) as tar:
+        assert tar.getnames()[0] == "MANIFEST.json"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
