@@ -13,6 +13,7 @@ import os
 import signal
 
 POINTS = (
+    "store-building",  # a new store's parts are being made (before it is renamed into place)
     "blob-written",  # a message's commit was streamed to git fast-import
     "over-row",  # its over/id2num/xref3 rows were written (uncommitted)
     "xapian-doc",  # its Xapian document was sent to the shard writer

@@ -26,7 +26,7 @@ import msgspec
 from . import epochs, overview, searchindex
 from .analysis import Analysed, analyse, list_id_terms
 from .blobs import BlobReader
-from .errors import InputError, NotAStoreError
+from .errors import InputError, NotAStoreError, StorePermissionError
 from .faults import reached
 from .gitlog import mark_key
 from .importers import DEFAULT_MAX_SIZE, Item, ReadOptions, Source
@@ -67,23 +67,20 @@ class Store:
     # -- opening ----------------------------------------------------------
     @classmethod
     def create(cls, root: Path | None = None, shards: int | None = None) -> "Store":
-        """Create (or complete) a store in the layout lei uses; an existing shard count is kept."""
+        """Create (or complete) a store in the layout lei uses; an existing shard count is kept.
+
+        A new store is built beside its place and renamed into it (an absent or empty directory),
+        so a create killed half-way leaves no half-made store for the next command to trip on."""
         store = cls(root or default_store_dir())
         lay = store.layout
         if lay.root.exists() and not lay.root.is_dir():
             raise NotAStoreError(f"{lay.root}: exists and is not a directory")
+        if not lay.root.exists() or not any(lay.root.iterdir()):
+            _build_beside(lay, shards)
         lay.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not os.access(lay.root, os.W_OK):
-            raise NotAStoreError(f"{lay.root}: not writable")
-        branch = epochs.default_branch()
-        epochs.init_bare(lay.all_git, branch, epoch=False)
-        lay.local.mkdir(exist_ok=True)
-        epochs.update_alternates(lay)
-        searchindex.create_shards(lay, lay.shard_count() or shards or new_store_shard_count())
-        overview.create(lay.over)
-        lay.writer_lock.touch()
-        MailSync(lay.mail_sync, lay.mail_sync_lock).close()
-        Journal(lay.journal).close()
+            raise StorePermissionError(f"{lay.root}: not writable")
+        _build(lay, shards)  # completes what is missing; a no-op on a whole store
         return store
 
     @classmethod
@@ -121,6 +118,41 @@ class Store:
 
     def writer(self, **options) -> "Writer":
         return Writer(self, **options)
+
+
+def _build(lay: Layout, shards: int | None) -> None:
+    """Every part of a store that is missing; each step leaves an existing part as it is."""
+    epochs.init_bare(lay.all_git, epochs.default_branch(), epoch=False)
+    lay.local.mkdir(exist_ok=True)
+    epochs.update_alternates(lay)
+    searchindex.create_shards(lay, lay.shard_count() or shards or new_store_shard_count())
+    reached("store-building")
+    overview.create(lay.over)
+    lay.writer_lock.touch()
+    MailSync(lay.mail_sync, lay.mail_sync_lock).close()
+    Journal(lay.journal).close()
+
+
+def _build_beside(lay: Layout, shards: int | None) -> None:
+    """Build a new store in a temporary directory next to ROOT and rename it into place (rename
+    replaces an empty directory). Where that cannot be done (ROOT is a mount point, say), the
+    caller builds in place."""
+    import shutil
+
+    parent = lay.root.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    for stale in parent.glob(f".{lay.root.name}.creating-*"):  # left by a create that was killed
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = parent / f".{lay.root.name}.creating-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(mode=0o700)
+        _build(Layout(tmp, lay.ei_name), shards)
+        os.rename(tmp, lay.root)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _analyse_chunk(raws: list[tuple[bytes, int | None]]) -> bytes:

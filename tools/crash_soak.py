@@ -33,7 +33,7 @@ from storecheck import commits, over_rows, volatile_by_blob  # noqa: E402
 from lei_store.faults import POINTS  # noqa: E402
 
 # which passage of each point to stop at: per-message points mid-corpus, per-batch points mid-run
-NTH = {"blob-written": 90, "over-row": 120, "xapian-doc": 60, "sync-row": 150, "keywords-set": 30,
+NTH = {"store-building": 1, "blob-written": 90, "over-row": 120, "xapian-doc": 60, "sync-row": 150, "keywords-set": 30,
        "git-checkpoint": 3, "journal-record": 2, "journal-commit": 4, "xapian-commit": 3,
        "over-commit": 5, "sync-commit": 2}
 
