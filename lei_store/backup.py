@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
 import tarfile
 import tempfile
 import time
@@ -31,8 +30,8 @@ from pathlib import Path
 
 import msgspec
 
-from . import epochs
-from .errors import DamagedStoreError, DiskFullError, InputError, StorageError, from_os_error, is_disk_full
+from . import epochs, git
+from .errors import DamagedStoreError, InputError, StorageError, from_os_error
 from .locks import locked
 from .paths import Layout, existing_store
 
@@ -58,13 +57,7 @@ class BackupStats(msgspec.Struct):
 # -- helpers ------------------------------------------------------------------
 
 def _git(repo: Path, *args: str) -> str:
-    r = subprocess.run(["git", f"--git-dir={repo}", *args], capture_output=True, text=True)
-    if r.returncode != 0:
-        lines = r.stderr.strip().splitlines()
-        if is_disk_full(r.stderr):
-            raise DiskFullError(f"disk full: git {args[0]} failed in {repo}")
-        raise StorageError(f"git {args[0]} failed in {repo}: {lines[-1] if lines else r.returncode}")
-    return r.stdout.strip()
+    return git.output(repo, *args)
 
 
 def _sha256(path: Path) -> str:

@@ -12,10 +12,10 @@ and an epoch never written by us has no mark) cost a lookup, not an analysis.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import NamedTuple
 
+from . import git
 from .gitlog import BlobStream, Change, commits_since, head_commit, mark_key
 from .importers import Item
 
@@ -27,8 +27,7 @@ class CaughtUp(NamedTuple):
 
 
 def _is_ancestor(repo: Path, old: str, new: str) -> bool:
-    r = subprocess.run(["git", f"--git-dir={repo}", "merge-base", "--is-ancestor", old, new], capture_output=True)
-    return r.returncode == 0
+    return git.ok(repo, "merge-base", "--is-ancestor", old, new)
 
 
 def _tail(repo: Path, epoch: int, mark: str | None) -> tuple[list[Change], str | None]:

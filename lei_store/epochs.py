@@ -14,7 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .errors import DiskFullError, StorageError, is_disk_full
+from . import git
+from .errors import LeiStoreError
 from .paths import Layout
 
 PACKING_FACTOR = 0.4
@@ -25,9 +26,7 @@ _REPO_CONFIG = "[core]\n\trepositoryFormatVersion = 0\n\tfilemode = true\n\tbare
 
 def default_branch() -> str:
     """init.defaultBranch from the user's git config, else master (as lei)."""
-    r = subprocess.run(["git", "config", "--global", "init.defaultBranch"],
-                       capture_output=True, text=True)
-    return r.stdout.strip() or "master"
+    return git.run(None, "config", "--global", "init.defaultBranch").stdout.decode().strip() or "master"
 
 
 def init_bare(path: Path, branch: str, *, epoch: bool) -> None:
@@ -73,9 +72,8 @@ def packed_bytes(repo: Path) -> int:
 
 def read_ref(repo: Path, branch: str) -> str | None:
     """The commit a branch points at, or None for an empty epoch."""
-    r = subprocess.run(["git", f"--git-dir={repo}", "rev-parse", "-q", "--verify",
-                        f"refs/heads/{branch}^{{commit}}"], capture_output=True, text=True)
-    return r.stdout.strip() or None
+    r = git.run(repo, "rev-parse", "-q", "--verify", f"refs/heads/{branch}^{{commit}}")
+    return r.stdout.decode().strip() or None
 
 
 def _clean(s: str) -> str:
@@ -95,10 +93,8 @@ class FastImport:
         self._parent = read_ref(repo, branch)
         self._sync = 0
         self._err = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(
-            ["git", f"--git-dir={repo}", "fast-import", "--quiet", "--done", "--date-format=raw"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err,
-        )
+        self._proc = git.popen(repo, "fast-import", "--quiet", "--done", "--date-format=raw",
+                               stdin=subprocess.PIPE, stderr=self._err)
 
     def _write(self, data: bytes) -> None:
         try:
@@ -106,15 +102,10 @@ class FastImport:
         except (BrokenPipeError, OSError):
             raise self._failure() from None
 
-    def _failure(self) -> StorageError:
+    def _failure(self) -> LeiStoreError:
         self._proc.wait()
         self._err.seek(0)
-        text = self._err.read().decode("utf-8", "replace").strip()
-        lines = text.splitlines()
-        reason = lines[-1] if lines else f"exit status {self._proc.returncode}"
-        if is_disk_full(text):
-            return DiskFullError(f"disk full: git fast-import failed in {self.repo}")
-        return StorageError(f"git fast-import failed in {self.repo}: {reason}")
+        return git.failure(self.repo, ["fast-import"], self._proc.returncode, self._err.read())
 
     def commit(self, blob: bytes, author: tuple[str, str, int, str],
                committer: tuple[str, str, int, str], subject: str, path: bytes = b"m") -> None:
@@ -149,7 +140,7 @@ class FastImport:
             raise self._failure() from None
         if self._proc.wait() != 0:
             raise self._failure()
-        subprocess.run(["git", f"--git-dir={self.repo}", "update-server-info"], check=False)
+        git.run(self.repo, "update-server-info")  # for "dumb" http replicas; best effort
 
     def abort(self) -> None:
         """Stop without finishing; whatever was checkpointed stays."""
@@ -215,8 +206,7 @@ class EpochWriter:
         if self._fi is not None:
             self._fi.close()
             self._fi = None
-            subprocess.run(["git", f"--git-dir={self.layout.epoch(self._epoch)}", "gc", "--auto", "--quiet"],
-                           check=False, stderr=subprocess.DEVNULL)
+            git.run(self.layout.epoch(self._epoch), "gc", "--auto", "--quiet")  # best effort
 
     def abort(self) -> None:
         if self._fi is not None:
@@ -227,13 +217,10 @@ class EpochWriter:
 def damage(repo: Path, *, quick: bool = False) -> str | None:
     """What `git fsck` finds wrong with an epoch, None when nothing. Every object is read and
     hashed (a flipped byte in a pack is found); QUICK only checks that reachable objects exist."""
-    cmd = ["git", f"--git-dir={repo}", "fsck", "--no-dangling", "--no-progress"]
-    r = subprocess.run(cmd + (["--connectivity-only"] if quick else []), capture_output=True)
+    r = git.run(repo, "fsck", "--no-dangling", "--no-progress", *(["--connectivity-only"] if quick else []))
     if r.returncode == 0:
         return None
-    lines = [ln for ln in r.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-    lines += [ln for ln in r.stdout.decode("utf-8", "replace").splitlines() if ln.strip()]
-    return "; ".join(lines[:3]) or f"git fsck exit status {r.returncode}"
+    return git.first_lines(r.stderr + r.stdout, 3) or f"git fsck exit status {r.returncode}"
 
 
 def committer_ident(repo_hint: Path | None = None) -> tuple[str, str]:
@@ -242,10 +229,8 @@ def committer_ident(repo_hint: Path | None = None) -> tuple[str, str]:
     import re
     import socket
 
-    cmd = ["git", "var", "GIT_COMMITTER_IDENT"]
-    r = subprocess.run(cmd, capture_output=True, text=True,
-                       cwd=str(repo_hint) if repo_hint and repo_hint.is_dir() else None)
-    m = re.match(r"^(.*?) <(.*)> \d+ [+-]\d{4}$", r.stdout.strip())
+    r = git.run(None, "var", "GIT_COMMITTER_IDENT", cwd=repo_hint if repo_hint and repo_hint.is_dir() else None)
+    m = re.match(r"^(.*?) <(.*)> \d+ [+-]\d{4}$", r.stdout.decode("utf-8", "replace").strip())
     if r.returncode == 0 and m:
         return m.group(1), m.group(2)
     try:

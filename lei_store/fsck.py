@@ -16,8 +16,6 @@ that depend on it are skipped, rather than drowning the report in echoes.
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import tempfile
 import urllib.parse
 import zlib
 from dataclasses import dataclass, field
@@ -27,8 +25,8 @@ from typing import Iterator
 import msgspec
 import xapian
 
-from . import epochs
-from .errors import DamagedStoreError
+from . import epochs, git, gitlog
+from .errors import DamagedStoreError, LeiStoreError
 from .journal import Journal
 from .searchindex import open_checked
 from .overview import decode_ddd
@@ -117,13 +115,8 @@ class _Xapian:
 # -- git (§2) -------------------------------------------------------------------
 
 
-def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", f"--git-dir={repo}", *args], capture_output=True)
-
-
-def _first_line(data: bytes) -> str:
-    lines = data.decode("utf-8", "replace").strip().splitlines()
-    return lines[0] if lines else ""
+def _git(repo: Path, *args: str):
+    return git.run(repo, *args)
 
 
 def _check_alternates(layout: Layout, nums: list[int], f: _Findings) -> None:
@@ -144,7 +137,7 @@ def _branches(repo: Path, where: str, f: _Findings) -> list[str] | None:
     """The branches to walk, HEAD's first; None when the epoch is not a usable repository."""
     r = _git(repo, "rev-parse", "--git-dir")
     if r.returncode != 0 or not (repo / "objects").is_dir():
-        f.error("bad epoch", f"not a git repository: {_first_line(r.stderr) or 'objects/ missing'}", where=where)
+        f.error("bad epoch", f"not a git repository: {git.first_lines(r.stderr) or 'objects/ missing'}", where=where)
         return None
     head = _git(repo, "symbolic-ref", "-q", "HEAD").stdout.decode().strip()
     names = _git(repo, "for-each-ref", "--format=%(refname)", "refs/heads").stdout.decode().split()
@@ -170,33 +163,17 @@ def _valid_ref(repo: Path, ref: str, where: str, f: _Findings) -> bool:
     return False
 
 
-def _commits(repo: Path, ref: str) -> Iterator[tuple[str, list[str], dict[bytes, tuple[bytes, bytes]]]]:
-    """(commit, parents, tree) oldest first; tree = {path: (mode, oid)}, rebuilt from raw diffs
-    (exact for the linear history lei writes), so one git process streams the whole epoch."""
-    cmd = ["git", "-c", "log.showSignature=false", f"--git-dir={repo}", "log", "--reverse", "--root",
-           "--raw", "--no-renames", "--no-abbrev", "--no-color", "--format=@%H %P", ref, "--"]
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
-        tree: dict[bytes, tuple[bytes, bytes]] = {}
-        commit, parents = None, []
-        for line in proc.stdout:
-            line = line.rstrip(b"\n")
-            if line.startswith(b"@"):
-                if commit:
-                    yield commit, parents, tree
-                commit, *parents = line[1:].decode().split()
-            elif line.startswith(b":"):
-                meta, _, path = line.partition(b"\t")
-                _old_mode, mode, _old_oid, oid, status = meta[1:].split()
-                if status == b"D":
-                    tree.pop(path, None)
-                else:
-                    tree[path] = (mode, oid)
-        if commit:
-            yield commit, parents, tree
-        if proc.wait() != 0:
-            err.seek(0)
-            raise subprocess.CalledProcessError(proc.returncode, cmd, stderr=err.read())
+def _commits(repo: Path, ref: str) -> Iterator[tuple[str, list[str], dict[bytes, tuple[bytes, str]]]]:
+    """(commit, parents, tree) oldest first; tree = {path: (mode, oid)}, rebuilt from the raw
+    changes (exact for the linear history lei writes)."""
+    tree: dict[bytes, tuple[bytes, str]] = {}
+    for c in gitlog.log(repo, ref):
+        for ch in c.changes:
+            if ch.status == b"D":
+                tree.pop(ch.path, None)
+            else:
+                tree[ch.path] = (ch.mode, ch.oid)
+        yield c.commit, c.parents, tree
 
 
 def _walk(repo: Path, ref: str, where: str, state: _Git, f: _Findings) -> None:
@@ -213,15 +190,15 @@ def _walk(repo: Path, ref: str, where: str, state: _Git, f: _Findings) -> None:
                         oid=commit, where=where)
                 continue
             path, (_mode, oid) = entries[0]
-            oidbin = bytes.fromhex(oid.decode())
+            oidbin = bytes.fromhex(oid)
             if path == b"m":
                 state.live.add(oidbin)
                 state.removed.discard(oidbin)
             else:
                 state.live.discard(oidbin)
                 state.removed.add(oidbin)
-    except subprocess.CalledProcessError as e:
-        f.error("git error", f"git log {ref} failed: {_first_line(e.stderr)}", where=where)
+    except LeiStoreError as e:
+        f.error("git error", f"git log {ref}: {e}", where=where)
         state.complete = False
 
 

@@ -9,9 +9,11 @@ git holds past the mark is what the index has not seen yet.
 from __future__ import annotations
 
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
+from . import git
 from .errors import StorageError
 
 MARK = "lei-store:indexed:"  # eidx_meta key prefix: last commit indexed, per epoch
@@ -29,41 +31,71 @@ class Change(NamedTuple):
     oid: str
 
 
+class RawChange(NamedTuple):
+    """One line of `git log --raw`: what a commit did to one path."""
+
+    mode: bytes  # the new mode (000000 when deleted)
+    oid: str  # the new blob (0000... when deleted)
+    status: bytes  # A, M, D, T ...
+    path: bytes
+
+
+class Commit(NamedTuple):
+    commit: str
+    parents: list[str]
+    when: int  # committer time
+    changes: list[RawChange]
+
+
 def head_commit(repo: Path) -> str | None:
     """The commit HEAD points at, None for an empty epoch."""
-    r = subprocess.run(["git", f"--git-dir={repo}", "rev-parse", "-q", "--verify", "HEAD^{commit}"],
-                       capture_output=True, text=True)
-    return r.stdout.strip() or None
+    r = git.run(repo, "rev-parse", "-q", "--verify", "HEAD^{commit}")
+    return r.stdout.decode().strip() or None
+
+
+def log(repo: Path, rev: str, since: str | None = None) -> Iterator[Commit]:
+    """Every commit of REV not in SINCE, oldest first, with its raw changes (one git process
+    streams the whole epoch). A failure of git raises after the commits it gave."""
+    args = ["-c", "log.showSignature=false", "log", "--reverse", "--raw", "--root", "--no-renames",
+            "--no-abbrev", "--no-color", "--format=C %H %ct %P", rev] + ([f"^{since}"] if since else []) + ["--"]
+    with tempfile.TemporaryFile() as err:
+        proc = git.popen(repo, *args, stderr=err)
+        current = None
+        for line in proc.stdout:
+            line = line.rstrip(b"\n")
+            if line.startswith(b"C "):
+                if current:
+                    yield current
+                commit, when, *parents = line[2:].decode().split()
+                current = Commit(commit, parents, int(when), [])
+            elif line.startswith(b":") and current is not None:
+                meta, _, path = line.partition(b"\t")
+                _old_mode, mode, _old_oid, oid, status = meta[1:].split()
+                current.changes.append(RawChange(mode, oid.decode(), status[:1], path))
+        if current:
+            yield current
+        if proc.wait() != 0:
+            err.seek(0)
+            raise git.failure(repo, ["log"], proc.returncode, err.read())
 
 
 def commits_since(repo: Path, epoch: int, since: str | None) -> Iterator[Change]:
-    """The tree changes of every commit after SINCE on the epoch's HEAD, oldest first."""
+    """The message (m) and removal (d) changes of every commit after SINCE on the epoch's HEAD,
+    oldest first."""
     rev = head_commit(repo)
     if not rev or rev == since:
         return
-    cmd = ["git", f"--git-dir={repo}", "log", "--reverse", "--raw", "--root", "--no-renames",
-           "--no-abbrev", "--format=C %H %ct", rev] + ([f"^{since}"] if since else [])
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    commit, when = "", 0
-    for line in proc.stdout:
-        if line.startswith(b"C "):
-            _, commit_b, when_b = line.split()
-            commit, when = commit_b.decode(), int(when_b)
-        elif line.startswith(b":"):
-            meta, _, path = line.rstrip(b"\n").partition(b"\t")
-            status, oid = meta.split()[4][:1], meta.split()[3].decode()
-            if status in (b"A", b"M") and path in (b"m", b"d"):
-                yield Change(epoch, commit, when, path.decode(), oid)
-    if proc.wait() != 0:
-        raise StorageError(f"git log failed in {repo}: {proc.stderr.read().decode(errors='replace').strip()}")
+    for c in log(repo, rev, since):
+        for ch in c.changes:
+            if ch.status in (b"A", b"M") and ch.path in (b"m", b"d"):
+                yield Change(epoch, c.commit, c.when, ch.path.decode(), ch.oid)
 
 
 class BlobStream:
     """One `git cat-file --batch` over ALL.git: blobs by OID, streamed."""
 
     def __init__(self, all_git: Path):
-        self.proc = subprocess.Popen(["git", f"--git-dir={all_git}", "cat-file", "--batch"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.proc = git.popen(all_git, "cat-file", "--batch", stdin=subprocess.PIPE, stderr=None)
 
     def read(self, oid: str) -> bytes:
         self.proc.stdin.write(oid.encode() + b"\n")

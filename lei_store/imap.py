@@ -14,22 +14,22 @@ from __future__ import annotations
 
 import ipaddress
 import netrc
-import os
 import re
 import socket
 import ssl
 import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable, Iterator
 from urllib.parse import quote, unquote
 
 from imapclient import IMAPClient, imap_utf7
 from imapclient.exceptions import IMAPClientError
 
+from . import git
 from .errors import InputError, RemoteError
 from .keywords import IMAP_FLAGS
+from .paths import lei_config_path
 
 DEFAULT_PORTS = {"imap": 143, "imaps": 993}
 _URL = re.compile(r"^(imaps?)://([^/?#]*)(?:/([^?#]*))?$", re.IGNORECASE)
@@ -188,13 +188,11 @@ def _credential_input(url: ImapURL, user: str | None, password: str | None = Non
 def _git_credential(action: str, text: str) -> str | None:
     # with no helper configured git would prompt: on the terminal, or through an
     # askpass program; these make it fail instead (an empty GIT_ASKPASS wins over SSH_ASKPASS)
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": ""}
     try:
-        done = subprocess.run(["git", "credential", action], input=text, env=env,
-                              capture_output=True, text=True, timeout=120)
+        done = git.run(None, "credential", action, input=text.encode(), extra_env={"GIT_ASKPASS": ""}, timeout=120)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return done.stdout if done.returncode == 0 else None
+    return done.stdout.decode("utf-8", "replace") if done.returncode == 0 else None
 
 
 def _from_git(url: ImapURL) -> tuple[str, str] | None:
@@ -225,21 +223,15 @@ def ssl_context(url: ImapURL | None = None) -> ssl.SSLContext:
     return ctx
 
 
-def _lei_config() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
-    return Path(base) / "lei" / "config"
-
-
 def config_bool(key: str, url: ImapURL) -> bool | None:
     """KEY from lei's config file, else from git's; [imap "imaps://host"] sections apply too."""
-    lei = _lei_config()
+    lei = lei_config_path()
     for where in ([["-f", str(lei)]] if lei.is_file() else []) + [[]]:
         try:
-            done = subprocess.run(["git", "config", *where, "--bool", "--get-urlmatch", key, str(url)],
-                                  capture_output=True, text=True, timeout=30)
+            done = git.run(None, "config", *where, "--bool", "--get-urlmatch", key, str(url), timeout=30)
         except (OSError, subprocess.TimeoutExpired):
             return None
-        value = {"true": True, "false": False}.get(done.stdout.strip())
+        value = {"true": True, "false": False}.get(done.stdout.decode().strip())
         if value is not None:
             return value
     return None

@@ -13,13 +13,13 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
 
 import msgspec
 import xapian
 
+from . import git
 from .errors import StorageError
 from .locks import locked
 from .paths import Layout, existing_store
@@ -105,11 +105,7 @@ def _recover_shards(lay: Layout) -> None:
 
 
 def _gc_epoch(repo: Path) -> None:
-    r = subprocess.run(["git", f"--git-dir={repo}", "-c", "gc.autoDetach=false", "gc", "--quiet"],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        lines = r.stderr.strip().splitlines()
-        raise StorageError(f"git gc failed in {repo}: {lines[-1] if lines else r.returncode}")
+    git.output(repo, "-c", "gc.autoDetach=false", "gc", "--quiet")
 
 
 def _compact_shard(shard: Path) -> None:

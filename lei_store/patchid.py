@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
 
 __all__ = ["patch_id", "git_patch_id"]
 
@@ -283,14 +282,10 @@ def _patch_id_bytes(data: bytes) -> str | None:
 
 def git_patch_id(data: bytes) -> str | None:
     """Ask the real ``git patch-id --stable`` (used for unsupported inputs)."""
+    from . import git
+
     try:
-        out = subprocess.run(
-            ["git", "patch-id", "--stable"],
-            input=data,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            check=False,
-        ).stdout
+        out = git.run(None, "patch-id", "--stable", input=data).stdout
     except OSError:  # no git: the term is left out rather than failing the import
         return None
     if not out:

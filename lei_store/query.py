@@ -124,15 +124,12 @@ def approxidate(expr: str, git_dir: Path) -> int:
     `git rev-parse` needs a repository: like lei, we name the store's ALL.git, so the answer
     does not depend on the directory we run in (outside any repository it would fail).
     git reads any garbage as "now"; its careful parser (expiry dates) tells us it was garbage."""
-    import subprocess  # lazy: only date ranges need git, and q start-up counts
+    from . import git  # lazy: only date ranges need git, and q start-up counts
 
-    check = subprocess.run(["git", "-c", f"lei-store.date={expr}", "config", "--type=expiry-date",
-                            "lei-store.date"], capture_output=True, text=True)
-    if check.returncode != 0:
+    if not git.ok(None, "-c", f"lei-store.date={expr}", "config", "--type=expiry-date", "lei-store.date"):
         raise QueryError(f"cannot understand the date {expr!r}")
-    r = subprocess.run(["git", f"--git-dir={git_dir}", "rev-parse", f"--since={expr}"],
-                       capture_output=True, text=True)
-    m = re.match(r"--max-age=(\d+)", r.stdout.strip())
+    r = git.run(git_dir, "rev-parse", f"--since={expr}")
+    m = re.match(r"--max-age=(\d+)", r.stdout.decode().strip())
     if r.returncode != 0 or not m:
         raise QueryError(f"cannot understand the date {expr!r}")
     return int(m.group(1))

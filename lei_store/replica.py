@@ -12,14 +12,13 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import subprocess
 import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from . import epochs
-from .errors import InputError, StorageError
+from . import epochs, git
+from .errors import DiskFullError, InputError, LeiStoreError, RemoteError
 from .paths import Layout, existing_store
 from .reindex import ReindexStats, index_new_commits
 
@@ -28,9 +27,12 @@ def _is_url(src: str) -> bool:
     return "://" in src or (":" in src.split("/")[0] and not os.path.exists(src))
 
 
-def _git(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], capture_output=True, text=True, cwd=cwd,
-                          env=dict(os.environ, GIT_TERMINAL_PROMPT="0"))
+
+
+def _remote_failure(r, what: str, kind: type[LeiStoreError]) -> LeiStoreError:
+    """A failed clone or fetch: a full disk is ours, anything else the source's (KIND)."""
+    failed = git.failure(None, [], r.returncode, r.stderr, what=what)
+    return failed if isinstance(failed, DiskFullError) else kind(str(failed))
 
 
 def _epoch_url(src: str, n: int) -> str:
@@ -42,7 +44,7 @@ def _remote_epochs(src: str, start: int = 0) -> list[int]:
     if not _is_url(src):
         return [n for n in Layout(Path(src).absolute()).epoch_numbers() if n >= start]
     found, n = [], start
-    while _git("ls-remote", "--heads", _epoch_url(src, n)).returncode == 0:
+    while git.ok(None, "ls-remote", "--heads", _epoch_url(src, n)):
         found.append(n)
         n += 1
     return found
@@ -51,10 +53,10 @@ def _remote_epochs(src: str, start: int = 0) -> list[int]:
 def _mirror(src: str, n: int, dest: Path) -> None:
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    r = _git("clone", "--quiet", "--mirror", _epoch_url(src, n), str(tmp))
+    r = git.run(None, "clone", "--quiet", "--mirror", _epoch_url(src, n), str(tmp))
     if r.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise InputError(f"{_epoch_url(src, n)}: git clone failed: {r.stderr.strip().splitlines()[-1:]}")
+        raise _remote_failure(r, f"git clone of {_epoch_url(src, n)}", InputError)
     tmp.rename(dest)
 
 
@@ -126,7 +128,7 @@ def source_of(lay: Layout) -> str:
     numbers = lay.epoch_numbers()
     if not numbers:
         raise InputError(f"{lay.root}: not a replica (no epochs in local/)")
-    url = _git(f"--git-dir={lay.epoch(numbers[0])}", "config", "remote.origin.url").stdout.strip() if numbers else ""
+    url = git.run(lay.epoch(numbers[0]), "config", "remote.origin.url").stdout.decode().strip()
     if not url.endswith(f"/local/{numbers[0]}.git"):
         raise InputError(f"{lay.root}: not a replica (no origin remote on {lay.epoch(numbers[0]) if numbers else 'local/'})")
     return url[: -len(f"/local/{numbers[0]}.git")]
@@ -138,9 +140,9 @@ def fetch(root: Path, *, jobs: int | None = None, progress=None) -> ReindexStats
     src = source_of(lay)
     have = lay.epoch_numbers()
     for n in have:
-        r = _git(f"--git-dir={lay.epoch(n)}", "fetch", "--quiet", "--prune", "origin")
+        r = git.run(lay.epoch(n), "fetch", "--quiet", "--prune", "origin")
         if r.returncode != 0:
-            raise StorageError(f"git fetch of {lay.epoch(n)} failed: {r.stderr.strip()}")
+            raise _remote_failure(r, f"git fetch into {lay.epoch(n)}", RemoteError)
     for n in _remote_epochs(src, start=max(have) + 1):
         _mirror(src, n, lay.epoch(n))
     epochs.update_alternates(lay)
