@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import shutil
-import sqlite3
 import tarfile
 import tempfile
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import msgspec
 
-from . import epochs, git
+from . import epochs, git, sqlite
 from .errors import DamagedStoreError, InputError, StorageError, from_os_error
 from .locks import locked
 from .paths import Layout, existing_store
@@ -68,28 +67,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def sqlite_copy(src: Path, dst: Path) -> None:
-    """A consistent copy of a WAL-mode database (a raw copy could miss the -wal)."""
-    s = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
-    d = sqlite3.connect(str(dst))
-    try:
-        s.backup(d)
-        d.execute("PRAGMA journal_mode = DELETE")  # one self-contained file in the tar
-    finally:
-        d.close()
-        s.close()
-
-
-def _count(db_path: Path, sql: str) -> int:
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        return db.execute(sql).fetchone()[0]
-    except sqlite3.DatabaseError:
-        return 0  # an older file without the table: nothing to count
-    finally:
-        db.close()
-
-
 # -- backup ------------------------------------------------------------------
 
 def _bundle_epoch(repo: Path, n: int, stage: Path) -> dict:
@@ -118,23 +95,10 @@ def _refuse_damage(lay: Layout) -> None:
     for name in SQLITE_FILES:
         path = lay.root / name
         if path.exists():
-            problem = sqlite_damage(path)
+            problem = sqlite.damage(path)
             if problem:
                 raise DamagedStoreError(f"{name} is damaged, no backup written ({problem}); "
                                         "`lei-store fsck --repair` rebuilds it")
-
-
-def sqlite_damage(path: Path) -> str | None:
-    """What SQLite's quick_check finds wrong with a database file, None when nothing."""
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            result = [r[0] for r in db.execute("PRAGMA quick_check")]
-        finally:
-            db.close()
-    except sqlite3.DatabaseError as e:
-        return str(e)
-    return None if result == ["ok"] else "; ".join(map(str, result[:3]))
 
 
 def _snapshot(lay: Layout, stage: Path) -> dict:
@@ -148,11 +112,11 @@ def _snapshot(lay: Layout, stage: Path) -> dict:
     for name in SQLITE_FILES:
         src = lay.root / name
         if src.exists():
-            sqlite_copy(src, stage / name)
+            sqlite.copy(src, stage / name)
             manifest["files"][name] = _sha256(stage / name)
-    manifest["journal_entries"] = _count(stage / "journal.sqlite3", "SELECT count(*) FROM volatile") \
+    manifest["journal_entries"] = sqlite.count(stage / "journal.sqlite3", "SELECT count(*) FROM volatile") \
         if "journal.sqlite3" in manifest["files"] else 0
-    manifest["sync_folders"] = _count(stage / "mail_sync.sqlite3", "SELECT count(*) FROM folders") \
+    manifest["sync_folders"] = sqlite.count(stage / "mail_sync.sqlite3", "SELECT count(*) FROM folders") \
         if "mail_sync.sqlite3" in manifest["files"] else 0
     return manifest
 

@@ -65,14 +65,15 @@ class BlobReader:
 
     def _from_maildirs(self, oidbin: bytes) -> bytes | None:
         import os
-        import sqlite3
+
+        from .sqlite import connect_ro
 
         from .importers import DEFAULT_MAX_SIZE
         from .importers.maildir import read_file
 
         if not self.layout.mail_sync.exists():
             return None
-        db = sqlite3.connect(f"file:{self.layout.mail_sync}?mode=ro", uri=True)
+        db = connect_ro(self.layout.mail_sync)
         try:
             rows = db.execute("SELECT f.loc, b.name FROM blob2name b JOIN folders f ON f.fid = b.fid "
                               "WHERE b.oidbin = ?", (oidbin,)).fetchall()

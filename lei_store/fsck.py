@@ -16,7 +16,6 @@ that depend on it are skipped, rather than drowning the report in echoes.
 from __future__ import annotations
 
 import sqlite3
-import urllib.parse
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from . import epochs, git, gitlog
 from .errors import DamagedStoreError, LeiStoreError
 from .journal import Journal
 from .searchindex import open_checked
+from .sqlite import connect_ro
 from .overview import decode_ddd
 from .paths import Layout, existing_store
 
@@ -236,8 +236,7 @@ def _check_git(layout: Layout, f: _Findings, quick: bool) -> _Git:
 def _connect_ro(path: Path, f: _Findings) -> sqlite3.Connection | None:
     """A read-only connection, or None (reported) when the file cannot be opened."""
     try:
-        db = sqlite3.connect(f"file:{urllib.parse.quote(str(path))}?mode=ro", uri=True)
-        db.execute("PRAGMA busy_timeout = 30000")
+        db = connect_ro(path)
         db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
     except sqlite3.Error as e:
         f.error("unreadable database", f"{path.name}: {e}", where=path.name)

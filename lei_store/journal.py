@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
 from .errors import DamagedStoreError
+from .sqlite import connect_ro
 
 
 class Entry(NamedTuple):
@@ -37,7 +38,7 @@ class Journal:
     def __init__(self, path: Path, *, readonly: bool = False):
         self.path = path
         if readonly:
-            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            self.db = connect_ro(path)
             return
         from .schema import ddl
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .errors import DamagedStoreError
 from .locks import locked
+from .sqlite import connect_ro
 from .schema import ddl
 
 
@@ -30,7 +31,7 @@ class MailSync:
     def __init__(self, path: Path, lock_path: Path, *, readonly: bool = False):
         self.lock_path = lock_path
         if readonly:
-            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            self.db = connect_ro(path)
         else:
             self.db = sqlite3.connect(str(path), isolation_level=None)
             self.db.execute("PRAGMA busy_timeout = 30000")

@@ -54,7 +54,9 @@ def row_from_sql(num, tid, sid, ts, ds, ddd) -> OverRow:
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        from .sqlite import connect_ro
+
+        return connect_ro(path, check_same_thread=False)
     else:
         db = sqlite3.connect(str(path), isolation_level=None)
         db.execute("PRAGMA journal_mode = WAL")

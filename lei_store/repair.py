@@ -14,8 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from . import epochs
-from .backup import sqlite_damage
+from . import epochs, sqlite
 from .errors import DamagedStoreError
 from .fsck import FsckReport, check
 from .journal import Journal
@@ -85,9 +84,9 @@ def _restart_mail_sync(layout: Layout, lock_timeout: float | None) -> str:
 def _repair_databases(layout: Layout, lock_timeout: float | None) -> list[str]:
     notes = []
     with locked(layout.writer_lock, lock_timeout):
-        if layout.journal.exists() and sqlite_damage(layout.journal):
+        if layout.journal.exists() and sqlite.damage(layout.journal):
             notes.append(_rebuild_journal(layout))
-        if layout.mail_sync.exists() and sqlite_damage(layout.mail_sync):
+        if layout.mail_sync.exists() and sqlite.damage(layout.mail_sync):
             notes.append(_restart_mail_sync(layout, lock_timeout))
     return notes
 

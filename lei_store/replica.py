@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from . import epochs, git
+from . import epochs, git, sqlite
 from .errors import DiskFullError, InputError, LeiStoreError, RemoteError
 from .paths import Layout, existing_store
 from .reindex import ReindexStats, index_new_commits
@@ -78,9 +78,7 @@ def _copy_journal(src: str, lay: Layout) -> bool:
             source = Path(src) / "journal.sqlite3"
             if not source.exists():
                 return False
-            from .backup import sqlite_copy
-
-            sqlite_copy(source, Path(tmp))  # consistent even while the source writes (WAL)
+            sqlite.copy(source, Path(tmp))  # consistent even while the source writes (WAL)
         if not _is_journal(Path(tmp)):
             return False  # e.g. an HTML error page served with status 200
         from .locks import locked
@@ -96,7 +94,7 @@ def _copy_journal(src: str, lay: Layout) -> bool:
 
 def _is_journal(path: Path) -> bool:
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        with sqlite.connect_ro(path) as db:
             ok = db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
             return ok and db.execute("SELECT 1 FROM sqlite_master WHERE name = 'volatile'").fetchone() is not None
     except sqlite3.DatabaseError:

@@ -6,7 +6,6 @@ writer and a writer never waits for them.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +18,7 @@ from . import overview
 from .errors import DamagedStoreError, QueryError
 from .overview import OverRow
 from .paths import Layout
+from .sqlite import connect_ro
 
 SORTS = ("received", "relevance", "docid")
 DEDUPES = ("content", "oid", "mid", "none")
@@ -128,8 +128,7 @@ class Reader:
         self.layout = Layout(Path(root))
         self.nshards = self.layout.shard_count()
         self.db = _open_xapian(self.layout)
-        self.over = sqlite3.connect(f"file:{self.layout.over}?mode=ro", uri=True)
-        self.over.execute("PRAGMA busy_timeout = 30000")
+        self.over = connect_ro(self.layout.over)
 
     def close(self) -> None:
         self.db.close()

@@ -3,9 +3,7 @@
 import io
 import os
 import pty
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 

@@ -122,7 +122,7 @@ def test_mbox_variants_import(tmp_path, fmt):
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from test_mbox import M1, M2, mbox
+    from test_mbox import M2, mbox
 
     box = tmp_path / "box"
     box.write_bytes(mbox(MSG, M2, fmt=fmt))

@@ -38,7 +38,6 @@ from lei_store.message import (
     overview_fields,
     split_message,
     lei_blob,
-    strip_volatile_headers,
     subject_path_of,
     synthetic_mid,
 )

@@ -189,7 +189,7 @@ def main() -> None:
             secs, rss, size = bench_lei_store(subset(source, int(n), work / "maildir"), work, env)
             rows.append((f"lei-store ({n})", int(n), secs, rss, size))
         base = rows[0] if rows and rows[0][0] == "lei-store" else None
-        print(f"| tool | messages | seconds | msgs/s | peak PSS MB | store MB | lei-store faster by | memory / lei-store's |")
+        print("| tool | messages | seconds | msgs/s | peak PSS MB | store MB | lei-store faster by | memory / lei-store's |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for tool, n, secs, rss, size in rows:
             speed = f"{(base[1] / base[2]) / (n / secs):.2f}x" if base else ""

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import base64
 import random
-import time
 from email.utils import format_datetime
 from datetime import datetime, timezone, timedelta
 from pathlib import Path
