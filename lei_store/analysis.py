@@ -17,7 +17,7 @@ import xapian
 
 from . import searchindex
 from .blobs import git_oid
-from .overview import encode_ddd
+from .over import encode_ddd
 
 
 class Analysed(msgspec.Struct, frozen=True):

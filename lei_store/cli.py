@@ -155,7 +155,7 @@ def cmd_lcat(args) -> int:
             hits += reader.by_blob(arg[5:], blobs)
             continue
         mid = arg[4:] if arg.startswith("mid:") else arg
-        hits += list(reader.search(f'mid:"{mid.strip().strip("<>")}"', dedupe="none"))
+        hits += reader.by_mid(mid.strip().strip("<>"))
     if not hits:
         raise LeiStoreError(f"no message found for {' '.join(args.ids)}")
     if args.format == "text":

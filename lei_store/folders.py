@@ -135,10 +135,10 @@ def refresh_imap(sync: MailSync, fid: int, loc: str) -> FolderStats:
 
 def refresh(layout: Layout, specs: list[str] | None) -> list[FolderStats]:
     """refresh-mail-sync for the named folders, or all of them."""
-    from .overview import connect
+    from .over import Over
 
-    over = connect(layout.over, readonly=True)
-    held = lambda oid: over.execute("SELECT 1 FROM xref3 WHERE oidbin = ? LIMIT 1", (oid,)).fetchone() is not None
+    over = Over(layout.over)
+    held = over.holds_blob
     sync = MailSync(layout.mail_sync, layout.mail_sync_lock)
     try:
         targets = [f for s in specs for f in find(sync, s)] if specs else sync.folders()

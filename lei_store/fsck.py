@@ -27,14 +27,11 @@ import xapian
 from . import epochs, git, gitlog
 from .errors import DamagedStoreError, LeiStoreError
 from .journal import Journal
-from .searchindex import open_checked
+from .shards import BYTES, SLOT_NAMES, THREADID, TS, UID, open_checked, volatile_all
 from .sqlite import connect_ro
-from .overview import decode_ddd
+from .over import Over, decode_ddd
 from .paths import Layout, existing_store
 
-# Xapian value slots (§6.2; the same numbers as searchindex.py)
-TS, BYTES, UID, THREADID = 0, 3, 4, 5
-_SLOT_NAMES = {TS: "TS", BYTES: "BYTES", UID: "UID", THREADID: "THREADID"}
 
 
 class Problem(msgspec.Struct, omit_defaults=True):
@@ -258,10 +255,10 @@ def _intact(db: sqlite3.Connection, where: str, f: _Findings) -> bool:
 # -- over.sqlite3 (§5) ----------------------------------------------------------------
 
 
-def _read_over_rows(db: sqlite3.Connection, state: _Over, f: _Findings) -> tuple[int, int, int]:
+def _read_over_rows(over: Over, state: _Over, f: _Findings) -> tuple[int, int, int]:
     """Load real and external rows; returns (max num, min ghost num, max tid)."""
     max_num = min_ghost = max_tid = 0
-    for num, tid, ts, ddd in db.execute("SELECT num, tid, ts, ddd FROM over"):
+    for num, tid, ts, ddd in over.raw_rows():
         max_tid = max(max_tid, tid or 0)
         state.tids.add(tid)
         if num < 0:
@@ -284,9 +281,9 @@ def _read_over_rows(db: sqlite3.Connection, state: _Over, f: _Findings) -> tuple
     return max_num, min_ghost, max_tid
 
 
-def _check_counters(db: sqlite3.Connection, max_num: int, min_ghost: int, max_tid: int, f: _Findings) -> None:
+def _check_counters(over: Over, max_num: int, min_ghost: int, max_tid: int, f: _Findings) -> None:
     """Counters hand out numbers; one behind the rows would hand out a number twice."""
-    have = dict(db.execute("SELECT key, val FROM counter"))
+    have = over.counters()
     for key, ok, need in (("eidx_docid", lambda v: v >= max_num, f">= {max_num}"),
                           ("thread", lambda v: v >= max_tid, f">= {max_tid}"),
                           ("ghost", lambda v: v <= min_ghost, f"<= {min_ghost}")):
@@ -295,8 +292,8 @@ def _check_counters(db: sqlite3.Connection, max_num: int, min_ghost: int, max_ti
             f.error("counter behind", f"counter {key} is {val}, must be {need}", where="over.counter")
 
 
-def _read_xref3(db: sqlite3.Connection, state: _Over, f: _Findings) -> None:
-    for docid, oid, kind in db.execute("SELECT docid, oidbin, typeof(oidbin) FROM xref3"):
+def _read_xref3(over: Over, state: _Over, f: _Findings) -> None:
+    for docid, oid, kind in over.raw_xref3():
         f.count("xref3_rows")
         if kind != "blob" or len(oid) != 20:
             f.error("bad xref3 oid", f"xref3 row of docid {docid} has a {kind} oidbin, not 20 raw bytes",
@@ -321,16 +318,18 @@ def _check_over(layout: Layout, f: _Findings) -> _Over:
     if db is None:
         state.complete = False
         return state
+    db.close()  # it opens: read it through the reader class
+    over = Over(layout.over)
     try:
-        state.complete = _intact(db, "over.sqlite3", f)
-        max_num, min_ghost, max_tid = _read_over_rows(db, state, f)
-        _check_counters(db, max_num, min_ghost, max_tid, f)
-        _read_xref3(db, state, f)
+        state.complete = _intact(over.db, "over.sqlite3", f)
+        max_num, min_ghost, max_tid = _read_over_rows(over, state, f)
+        _check_counters(over, max_num, min_ghost, max_tid, f)
+        _read_xref3(over, state, f)
     except sqlite3.DatabaseError as e:
         f.error("sqlite corrupt", f"over.sqlite3: {e}", where="over.sqlite3")
         state.complete = False
     finally:
-        db.close()
+        over.close()
     for num, (_tid, _ts, _bytes, blob) in state.real.items():
         if bytes.fromhex(blob) not in state.blobs_of_doc.get(num, ()):
             f.error("over blob not in xref3", f"over row {num} names blob {blob}, which xref3 does not give it",
@@ -366,15 +365,6 @@ def _check_git_vs_xref3(git: _Git, over: _Over, synced: set[bytes], f: _Findings
 # -- Xapian (§6) --------------------------------------------------------------------
 
 
-def _volatile_terms(db: xapian.Database, prefix: bytes, into: dict[int, set[str]]) -> None:
-    for t in db.allterms(prefix):
-        rest = t.term[len(prefix):]
-        if rest and not rest[:1].isupper():  # K/L followed by upper case would be another prefix
-            word = rest.decode("utf-8", "replace")
-            for p in db.postlist(t.term):
-                into.setdefault(p.docid, set()).add(word)
-
-
 def _check_values(db: xapian.Database, nums: list[int], over: _Over, where: str, f: _Findings) -> None:
     """Values lei sorts, ranges and collapses on must match the over row (§6.2)."""
     for slot in (TS, BYTES, UID, THREADID):
@@ -386,7 +376,7 @@ def _check_values(db: xapian.Database, nums: list[int], over: _Over, where: str,
             if have == want:
                 continue
             shown = "no value" if have is None else f"{have:g}"
-            detail = f"document {num} has {_SLOT_NAMES[slot]} (slot {slot}) {shown}, over says {want}"
+            detail = f"document {num} has {SLOT_NAMES[slot]} (slot {slot}) {shown}, over says {want}"
             if slot == THREADID and have is not None and int(have) not in over.tids:
                 # lei merges threads in over.sqlite3 only, leaving the merged-away id on older documents
                 f.warn("stale thread id", detail + " (a merged thread; lei leaves these too)",
@@ -416,12 +406,7 @@ def _check_shard(i: int, n: int, layout: Layout, over: _Over, state: _Xapian, f:
             if num in over.real:
                 here.append(num)
     _check_values(db, here, over, where, f)
-    kw: dict[int, set[str]] = {}
-    labels: dict[int, set[str]] = {}
-    _volatile_terms(db, b"K", kw)
-    _volatile_terms(db, b"L", labels)
-    for num in kw.keys() | labels.keys():
-        state.volatile[num] = (frozenset(kw.get(num, ())), frozenset(labels.get(num, ())))
+    state.volatile.update(volatile_all(db))  # a single shard: its docids are message numbers
     db.close()
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import xapian
 
 from .errors import QueryError
-from .searchindex import BYTES, DT, TS, UID, YYYYMMDD
+from .shards import BYTES, DT, TS, UID, YYYYMMDD
 
 _BODY = ["XNQ", "XDFN", "XDFA", "XDFB", "XDFHH", "XDFCTX", "XDFPRE", "XDFPOST", "XDFID"]
 PROBABILISTIC: dict[str, list[str]] = {

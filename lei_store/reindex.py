@@ -19,7 +19,8 @@ from typing import Callable, Iterator
 
 import msgspec
 
-from . import epochs, overview, searchindex
+from . import epochs, overidx, searchindex
+from .over import Over
 from .gitlog import BlobStream, Change, commits_since, mark_key
 from .importers import Item
 from .paths import Layout, existing_store
@@ -88,9 +89,8 @@ def _finish_swap(lay: Layout) -> bool:
     build = lay.root / BUILD
     if not (build / "over.sqlite3").exists():
         return False
-    db = overview.connect(build / "over.sqlite3", readonly=True)
-    done = db.execute("SELECT 1 FROM eidx_meta WHERE key = ?", (DONE,)).fetchone()
-    db.close()
+    with Over(build / "over.sqlite3") as over:
+        done = over.meta(DONE)
     if not done:
         return False
     old = lay.root / f"{lay.ei.name}.old"
@@ -123,7 +123,7 @@ def reindex(root: Path, *, shards: int | None = None, jobs: int | None = None,
             if not stats.resumed:
                 shutil.rmtree(store.layout.ei, ignore_errors=True)
                 searchindex.create_shards(store.layout, shards or lay.shard_count() or 1)
-                overview.create(store.layout.over)
+                overidx.create(store.layout.over)
             with store.writer(jobs=jobs, mail_sync=False, write_git=False, batch_size=batch_size,
                               progress=progress, take_lock=False) as writer:
                 writer.journaling = False  # the journal is the source of keywords here

@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from . import epochs, sqlite
+from . import epochs, shards, sqlite
 from .errors import DamagedStoreError
 from .fsck import FsckReport, check
 from .journal import Journal
@@ -37,17 +37,16 @@ def _set_aside(path: Path) -> Path:
 def _volatile_states(layout: Layout) -> list[tuple[bytes, list[str], list[str]]] | None:
     """(first blob, keywords, labels) of every message the index gives any; None when the index
     itself cannot be read."""
-    from .search import Reader, _volatile_for
+    from .search import Reader
 
     try:
         reader = Reader(layout.root)
     except Exception:  # a damaged index: nothing to rebuild the journal from
         return None
     try:
-        blobs = {num: bytes(oid) for num, oid in reader.over.execute(
-            "SELECT docid, oidbin FROM xref3 ORDER BY rowid DESC")}  # the first attached wins
+        blobs = reader.over.first_blobs()
         docids = {reader.docid_of(num): num for num in blobs}
-        states = _volatile_for(reader.db, list(docids))
+        states = shards.volatile_for(reader.db, list(docids))
         return [(blobs[docids[d]], kw, labels) for d, (kw, labels) in sorted(states.items())]
     except Exception:
         return None

@@ -14,11 +14,10 @@ from typing import Iterator, NamedTuple
 import msgspec
 import xapian
 
-from . import overview
-from .errors import DamagedStoreError, QueryError
-from .overview import OverRow
+from . import shards
+from .errors import QueryError
+from .over import Over, OverRow
 from .paths import Layout
-from .sqlite import connect_ro
 
 SORTS = ("received", "relevance", "docid")
 DEDUPES = ("content", "oid", "mid", "none")
@@ -79,78 +78,28 @@ def _docids(mset: xapian.MSet) -> Iterator[tuple[int, int]]:
         next(it)
 
 
-def _open_xapian(layout: Layout) -> xapian.Database:
-    from .searchindex import open_checked
-
-    count = layout.shard_count()
-    if not count:
-        raise DamagedStoreError(f"{layout.root}: no Xapian shards in {layout.ei}; `lei-store fsck --repair` "
-                                "rebuilds the index from git")
-    db = open_checked(layout.shard(0))
-    for i in range(1, count):
-        db.add_database(open_checked(layout.shard(i)))
-    return db
-
-
-def _volatile_for(db: xapian.Database, docids: list[int]) -> dict[int, tuple[list[str], list[str]]]:
-    """docid -> (keywords, labels) for the documents that have any, each list sorted.
-
-    The few K and L terms are visited once each: a posting list shorter than the docid
-    list is walked whole, a longer one is skipped through docid by docid. The raw SWIG
-    iterators are used because the Pythonic wrapper builds an object per posting (3x slower).
-    """
-    wanted = sorted(set(docids))
-    want = set(wanted)
-    found: dict[int, tuple[list[str], list[str]]] = {}
-    for slot, prefix in ((0, "K"), (1, "L")):
-        for t in db.allterms(prefix):  # sorted by term, so each list comes out sorted
-            name = t.term[1:].decode("utf-8", "replace")
-            it, end = db._postlist_begin(t.term), db._postlist_end(t.term)
-            if t.termfreq <= len(wanted):
-                while not it.equals(end):
-                    if (d := it.get_docid()) in want:
-                        found.setdefault(d, ([], []))[slot].append(name)
-                    next(it)
-                continue
-            for d in wanted:
-                it.skip_to(d)
-                if it.equals(end):
-                    break
-                if it.get_docid() == d:
-                    found.setdefault(d, ([], []))[slot].append(name)
-    return found
-
-
 class Reader:
-    """Read-only view of a store for searching."""
+    """Read-only view of a store for searching (public-inbox's Search): Xapian for matching,
+    Over for the rows, neither locked."""
 
     def __init__(self, root: Path):
         self.layout = Layout(Path(root))
         self.nshards = self.layout.shard_count()
-        self.db = _open_xapian(self.layout)
-        self.over = connect_ro(self.layout.over)
+        self.db = shards.open_all(self.layout)
+        self.over = Over(self.layout.over)
 
     def close(self) -> None:
         self.db.close()
         self.over.close()
 
     def num_of(self, docid: int) -> int:
-        return (docid - 1) // self.nshards + 1
+        return shards.num_of(docid, self.nshards)
 
     def docid_of(self, num: int) -> int:
-        return (num - 1) * self.nshards + num % self.nshards + 1
+        return shards.docid_of(num, self.nshards)
 
     def rows(self, nums: list[int]) -> dict[int, OverRow]:
-        found = {}
-        for i in range(0, len(nums), 500):
-            part = nums[i:i + 500]
-            q = f"SELECT num, tid, sid, ts, ds, ddd FROM over WHERE num IN ({','.join('?' * len(part))})"
-            for r in self.over.execute(q, part):
-                if r[5] is not None:
-                    row = overview.row_from_sql(*r)
-                    if row.bytes > 0:
-                        found[row.num] = row
-        return found
+        return self.over.rows(nums)
 
     def _mset(self, query: xapian.Query, sort: str, reverse: bool, offset: int, limit: int,
               threads: bool) -> xapian.MSet:
@@ -176,7 +125,7 @@ class Reader:
                 mset = self._mset(parsed, sort, reverse, offset, limit, threads)
                 matches = [(self.num_of(docid), min(pct, 99), docid) for docid, pct in _docids(mset)]
                 picked = self._threads(matches) if threads else self._matched(matches)
-                volatile = _volatile_for(self.db, [docid for _, docid, _ in picked])
+                volatile = shards.volatile_for(self.db, [docid for _, docid, _ in picked])
                 hits = [Hit(row, *volatile.get(docid, ([], [])), pct) for row, docid, pct in picked]
                 return self._deduped(hits, dedupe)
             except xapian.DatabaseModifiedError:
@@ -205,11 +154,7 @@ class Reader:
         for num, _pct, _doc in matches:
             if num in done:
                 continue
-            tid = self.over.execute("SELECT tid FROM over WHERE num = ?", (num,)).fetchone()
-            if tid is None:
-                continue
-            nums = [n for (n,) in self.over.execute(
-                "SELECT num FROM over WHERE tid = ? AND num > 0 ORDER BY num", tid)]
+            nums = self.over.thread_of(num)
             rows = self.rows(nums)
             for n in nums:
                 if n not in done and n in rows:
@@ -224,28 +169,29 @@ class Reader:
                 oid = str(blobs.repo().revparse_single(oid).id)
             except (KeyError, ValueError):
                 return []
-        nums = [d for (d,) in self.over.execute("SELECT docid FROM xref3 WHERE oidbin = ?", (bytes.fromhex(oid),))]
+        return self._whole(self.over.docids_of_blob(bytes.fromhex(oid)), 100)
+
+    def by_mid(self, mid: str) -> list[Hit]:
+        """The messages with a Message-ID (without <>), as lcat shows them (pct as a match of mid:)."""
+        hits = self._whole(self.over.nums_of_mid(mid), 99)
+        return sorted(hits, key=lambda h: -h.row.ts)  # newest first, as a search sorts them
+
+    def _whole(self, nums: list[int], pct: int) -> list[Hit]:
         rows = self.rows(nums)
-        hits = []
-        for num in nums:
-            if num in rows:
-                kws, labels = self.volatile(num)
-                hits.append(Hit(rows[num], kws, labels, 100))
-        return hits
+        found = shards.volatile_for(self.db, [self.docid_of(n) for n in rows])
+        return [Hit(rows[n], *found.get(self.docid_of(n), ([], [])), pct) for n in nums if n in rows]
 
     def volatile(self, num: int) -> tuple[list[str], list[str]]:
         docid = self.docid_of(num)
-        return _volatile_for(self.db, [docid]).get(docid, ([], []))
+        return shards.volatile_for(self.db, [docid]).get(docid, ([], []))
 
     def volatile_of_blob(self, oidbin: bytes) -> tuple[list[str], list[str]] | None:
         """Keywords and labels of the message holding a blob; None when no message holds it."""
-        for (num,) in self.over.execute("SELECT docid FROM xref3 WHERE oidbin = ? ORDER BY docid", (oidbin,)):
-            if self.rows([num]):
-                return self.volatile(num)
-        return None
+        hits = self._whole(self.over.docids_of_blob(oidbin), 100)
+        return (hits[0].keywords, hits[0].labels) if hits else None
 
     def all_labels(self) -> list[str]:
-        return sorted({t.term[1:].decode("utf-8", "replace") for t in self.db.allterms("L")})
+        return shards.labels(self.db)
 
 
 def _dedupe_key(row: OverRow, mode: str):

@@ -1,8 +1,9 @@
-"""The sharded Xapian index ei15/<shard> (spec §6): values, keywords and labels.
+"""Writing the sharded Xapian index ei15/<shard> (spec §6): values, keywords and labels.
 
 Text terms come from terms.py (built in worker processes); this module owns
-the shards: creating them, placing a message in shard `num % nshards` under
-docid `num`, and the volatile metadata (K<keyword>, L<label> boolean terms).
+writing the shards: creating them, placing a message in shard `num % nshards` under
+docid `num`, and changing the volatile metadata (K<keyword>, L<label> boolean terms).
+What readers need of the shards (slots, opening, K/L terms) is shards.py.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import xapian
 
 from .errors import StorageError
 from .paths import Layout
+from .shards import BYTES, DT, THREADID, TS, UID, YYYYMMDD, open_checked, volatile_of
 
-TS, YYYYMMDD, DT, BYTES, UID, THREADID = range(6)
 
 
 def content_values(doc: xapian.Document, ts: int, ds: int, nbytes: int) -> None:
@@ -40,60 +41,6 @@ def create_shards(layout: Layout, count: int) -> None:
             db.set_metadata("has_threadid", "1")
         db.commit()
         db.close()
-
-
-def _terms_with(doc: xapian.Document, prefix: bytes) -> set[str]:
-    """Terms PREFIX+lowercase...: skip_to the prefix instead of walking every term in Python."""
-    found = set()
-    tl = doc.termlist()
-    try:
-        t = tl.skip_to(prefix)
-        while t.term.startswith(prefix):
-            rest = t.term[len(prefix):]
-            if rest and not rest[:1].isupper():  # K/L followed by upper case is another prefix
-                found.add(rest.decode("utf-8", "replace"))
-            t = next(tl)
-    except StopIteration:
-        pass
-    return found
-
-
-def volatile_of(doc: xapian.Document) -> tuple[set[str], set[str]]:
-    """(keywords, labels) recorded on a document."""
-    return _terms_with(doc, b"K"), _terms_with(doc, b"L")
-
-
-_REQUIRED_TABLES = ("iamglass", "postlist.glass", "termlist.glass")  # the others are created lazily
-
-
-def shard_damage(path: Path, db: xapian.Database | None = None) -> str | None:
-    """What is missing from a shard, None when nothing visibly is: a lost file must not read as
-    an empty index (and opened for writing, a shard without its postlist would be created anew)."""
-    missing = [t for t in _REQUIRED_TABLES if not (path / t).exists()]
-    if missing:
-        return f"{', '.join(missing)} missing"
-    if db is not None and db.get_doccount() and not db.has_positions():
-        return "position.glass missing (documents without positions: phrase searches would fail)"
-    return None
-
-
-def open_checked(path: Path, writable: bool = False, flags: int = 0) -> xapian.Database:
-    """Open an existing shard, or raise DamagedStoreError saying what is wrong with it."""
-    from .errors import DamagedStoreError
-
-    problem = shard_damage(path)
-    if problem is None:
-        try:
-            db = xapian.WritableDatabase(str(path), xapian.DB_OPEN | flags) if writable else xapian.Database(str(path))
-        except xapian.DatabaseError as e:
-            problem = e.get_msg()
-        else:
-            problem = shard_damage(path, db)
-            if problem is None:
-                return db
-            db.close()
-    raise DamagedStoreError(f"Xapian shard {path} is damaged ({problem}); `lei-store fsck --repair` "
-                            "rebuilds the index from git")
 
 
 def shard_paths(layout: Layout) -> list[Path]:

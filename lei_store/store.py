@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Iterator
 
 import msgspec
 
-from . import epochs, overview, searchindex
+from . import epochs, overidx, searchindex
 from .analysis import Analysed, analyse, list_id_terms
 from .blobs import BlobReader
 from .errors import InputError, NotAStoreError, StorePermissionError
@@ -127,7 +127,7 @@ def _build(lay: Layout, shards: int | None) -> None:
     epochs.update_alternates(lay)
     searchindex.create_shards(lay, lay.shard_count() or shards or new_store_shard_count())
     reached("store-building")
-    overview.create(lay.over)
+    overidx.create(lay.over)
     lay.writer_lock.touch()
     MailSync(lay.mail_sync, lay.mail_sync_lock).close()
     Journal(lay.journal).close()
@@ -205,7 +205,7 @@ class Writer:
         self._lock = locked(self.lay.writer_lock, self.lock_timeout) if self.take_lock else nullcontext()
         self._lock.__enter__()
         try:
-            self.over = overview.Overview(self.lay.over)
+            self.over = overidx.OverIdx(self.lay.over)
             self.shards = searchindex.ShardProcesses(searchindex.shard_paths(self.lay))
             self.mailsync = MailSync(self.lay.mail_sync, self.lay.mail_sync_lock)
             self.journal = Journal(self.lay.journal)

@@ -41,7 +41,7 @@ from lei_store.message import (
     subject_path_of,
     synthetic_mid,
 )
-from lei_store.overview import OverRow
+from lei_store.over import OverRow
 from lei_store.search import Hit
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

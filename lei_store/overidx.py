@@ -1,67 +1,22 @@
-"""ei15/over.sqlite3: overview rows, Message-ID maps, threading and xref3 (spec §5).
+"""Writing ei15/over.sqlite3 (spec §5): message numbering, Message-ID maps, threading, xref3.
 
-The writer side (`Overview`) owns message numbering and thread ids. The DDL
-is schemas/over.sql, exactly lei's; we only add WAL so readers never block.
+`OverIdx` is the writer (as public-inbox's OverIdx); readers use over.Over. The DDL is
+schemas/over.sql, exactly lei's; we only add WAL so readers never block.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import zlib
-from typing import NamedTuple
 from pathlib import Path
 
-
-DDD_FIELDS = ("subject", "from_", "references", "to", "cc", "blob", "mid", "bytes", "lines")
-
-
-class OverRow(NamedTuple):
-    """One decoded `over` row of a real message."""
-
-    num: int
-    tid: int
-    sid: int | None
-    ts: int
-    ds: int
-    subject: str
-    from_: str
-    references: str
-    to: str
-    cc: str
-    blob: str
-    mid: str
-    bytes: int
-    lines: int
+from .over import OverRow, decode_ddd, row_from_sql
 
 
-def encode_ddd(subject: str, from_: str, references: str, to: str, cc: str,
-               blob: str, mid: str, nbytes: int, lines: int) -> bytes:
-    """The zlib'd nine-field record lei keeps in over.ddd."""
-    text = "\n".join((subject, from_, references, to, cc, blob, mid, str(nbytes), str(lines)))
-    return zlib.compress(text.encode("utf-8", "surrogatepass"))
-
-
-def decode_ddd(ddd: bytes) -> list[str]:
-    fields = zlib.decompress(ddd).decode("utf-8", "replace").split("\n")
-    return fields + [""] * (9 - len(fields))
-
-
-def row_from_sql(num, tid, sid, ts, ds, ddd) -> OverRow:
-    f = decode_ddd(ddd)
-    return OverRow(num, tid, sid, ts, ds, f[0], f[1], f[2], f[3], f[4], f[5], f[6],
-                   int(f[7] or 0), int(f[8] or 0))
-
-
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    if readonly:
-        from .sqlite import connect_ro
-
-        return connect_ro(path, check_same_thread=False)
-    else:
-        db = sqlite3.connect(str(path), isolation_level=None)
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        db.execute("PRAGMA cache_size = -16000")  # 16 MiB: memory stays flat as the store grows
+def connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(str(path), isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute("PRAGMA cache_size = -16000")  # 16 MiB: memory stays flat as the store grows
     db.execute("PRAGMA busy_timeout = 30000")
     return db
 
@@ -75,7 +30,7 @@ def create(path: Path) -> None:
     db.close()
 
 
-class Overview:
+class OverIdx:
     """Writer handle on over.sqlite3. Call begin() before writes and commit() at batch ends."""
 
     def __init__(self, path: Path):
