@@ -6,7 +6,8 @@ hands the command to lei_store.daemon over a Unix socket, passing its own stdin,
 and stderr (SCM_RIGHTS), working directory, umask and environment, and exits with the
 code the daemon sends back. When there is no daemon it starts one for next time and runs
 the command itself; so does every other command, and every command when
-LEI_STORE_DAEMON=0.
+LEI_STORE_DAEMON=0. A daemon that does not take the request within
+LEI_STORE_DAEMON_TIMEOUT seconds (stopped, swamped) is given up on the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 
-PROTOCOL = 1
+PROTOCOL = 2  # 2: the descriptors come with the client's "go", after the worker's "+"
 DAEMON_COMMANDS = ("q", "lcat", "blob", "ls-label")
 
 
@@ -61,6 +62,18 @@ def encode_request(argv: list[str]) -> bytes:
     return len(body).to_bytes(4, "big") + body
 
 
+def wait_seconds() -> float:
+    """How long to wait for a worker to take a request before answering in-process.
+
+    Only a stopped or swamped daemon takes this long (a spare worker answers in milliseconds),
+    and giving up costs nothing but speed; a few seconds leave room for a loaded machine."""
+    try:
+        seconds = float(os.environ.get("LEI_STORE_DAEMON_TIMEOUT", "5"))
+    except ValueError:
+        return 5.0
+    return seconds if 0 < seconds < 1e6 else 5.0  # not NaN, not a wait without end
+
+
 def _ask_daemon(argv: list[str]) -> int | None:
     """The command's exit code from the daemon; None when the caller must run it itself."""
     import _socket  # not `socket`, nor `array` for the descriptors: each costs milliseconds to import
@@ -72,32 +85,69 @@ def _ask_daemon(argv: list[str]) -> int | None:
         return None  # e.g. someone else's folder in /tmp: never hand it our descriptors
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
-        sock.connect(path)
-    except OSError:
-        sock.close()
-        _start_daemon(path)
-        return None
-    try:
-        fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2))  # three C ints
-        request = encode_request(argv)
-        sent = sock.sendmsg([request], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
-        if sent < len(request):
-            sock.sendall(request[sent:])
-        reply = b""
-        while chunk := sock.recv(64):
-            reply += chunk
-    except OSError:  # e.g. a closed stdin cannot be passed; nothing has run yet
-        return None
+        return _handshake(sock, path, argv)
     finally:
         sock.close()
-    if reply.startswith(b"+exit "):  # "+": the daemon took the command; then its exit code
-        return int(reply[6:])
-    if reply.startswith(b"+"):
-        print("lei-store: the reader daemon stopped before answering (output may be incomplete)", file=sys.stderr)
-        return 70
+
+
+def _handshake(sock, path: str, argv: list[str]) -> int | None:
+    """Connect, send, and wait for the worker's "+", all within wait_seconds(); then say "go",
+    with our stdin, stdout and stderr.
+
+    The worker runs the command only once it has read "go": a client that gave up waiting
+    just closes the socket, and a worker that takes the request late finds no "go" and quits,
+    so the command never runs twice. Our descriptors never wait in a stopped daemon's queue."""
+    import _socket
+    import time
+
+    deadline = time.monotonic() + wait_seconds()
+
+    def within() -> None:  # every wait before "go" shares the one bound
+        sock.settimeout(max(deadline - time.monotonic(), 0.001))
+
+    try:
+        within()
+        sock.connect(path)
+    except (FileNotFoundError, ConnectionRefusedError):
+        _start_daemon(path)
+        return None
+    except OSError:  # e.g. a full backlog (EAGAIN): the daemon is stopped or swamped
+        return None
+    reply = b""
+    try:
+        within()
+        sock.sendall(encode_request(argv))
+        while not reply.startswith(b"+") and b"\n" not in reply:  # "+", or "stale\n" perhaps in pieces
+            within()
+            chunk = sock.recv(64)
+            if not chunk:
+                break
+            reply += chunk
+        if reply == b"+":
+            fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2))  # three C ints
+            sock.sendmsg([b"g"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+            return _exit_code(sock)
+    except OSError:  # timed out, or a closed stdin cannot be passed: nothing has run yet
+        return None
     if reply == b"stale\n":  # the daemon's code changed on disk: it has quit
         _start_daemon(path)
     return None  # nothing ran: run the command here
+
+
+def _exit_code(sock) -> int:
+    """Wait, without a bound, for the exit code of the command the worker now runs (a long
+    query is legitimate; the worker quits when we go away)."""
+    sock.settimeout(None)
+    reply = b""
+    try:
+        while chunk := sock.recv(64):
+            reply += chunk
+    except OSError:
+        pass
+    if reply.startswith(b"exit ") and reply[5:].strip().isdigit():
+        return int(reply[5:])
+    print("lei-store: the reader daemon stopped before answering (output may be incomplete)", file=sys.stderr)
+    return 70
 
 
 def _start_daemon(path: str) -> None:

@@ -28,6 +28,7 @@ import time
 from .client import DAEMON_COMMANDS, PROTOCOL, is_private
 
 IDLE_SECONDS = 900.0
+GO_SECONDS = 60.0  # see _client_says_go
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -166,7 +167,7 @@ def _worker(listener: socket.socket, line: socket.socket, stamp, warm_store: lis
         stale = code_stamp() != stamp
         line.sendall(b"s" if stale else b"a")
         listener.close()
-        request, fds = _receive(conn)  # read it all even when stale: unread data would reset the connection
+        request = _receive(conn)  # read it all even when stale: unread data would reset the connection
         if stale:
             line.recv(1)  # the daemon has let go of the socket and lock: a new one can start
             conn.sendall(b"stale\n")
@@ -175,7 +176,7 @@ def _worker(listener: socket.socket, line: socket.socket, stamp, warm_store: lis
         line.close()
     except BaseException:
         os._exit(1)  # the client got no "+": it runs the command itself
-    _child(conn, request, fds, watch)
+    _child(conn, request, watch)
 
 
 def _shut(path: str, listener: socket.socket | None, lock) -> None:
@@ -190,30 +191,28 @@ def _shut(path: str, listener: socket.socket | None, lock) -> None:
     lock.close()
 
 
-def _receive(conn: socket.socket) -> tuple[tuple, list[int]]:
-    """The request tuple and the client's three descriptors."""
+def _receive(conn: socket.socket) -> tuple:
+    """The request tuple (the client's descriptors come later, with its "go")."""
     conn.settimeout(10)  # a client sends everything at once
-    data, ancdata, _flags, _addr = conn.recvmsg(1 << 16, socket.CMSG_SPACE(3 * 4))
-    fds = []
-    for level, kind, payload in ancdata:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds += list(memoryview(payload).cast("i"))
+    data = b""
     while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
         chunk = conn.recv(1 << 16)
         if not chunk:
             raise ConnectionError("request cut short")
         data += chunk
     request = marshal.loads(data[4:])
-    if request[0] != PROTOCOL or len(fds) != 3:
+    if request[0] != PROTOCOL:
         raise ConnectionError("unknown request")
-    return request, fds
+    return request
 
 
-def _child(conn: socket.socket, request: tuple, fds: list[int], watch: _ClientWatch) -> None:
-    """Become the client's command; never returns."""
+def _child(conn: socket.socket, request: tuple, watch: _ClientWatch) -> None:
+    """Become the client's command once the client says "go"; never returns."""
+    fds = _client_says_go(conn)
+    if fds is None:
+        os._exit(0)  # it gave up waiting and runs the command itself: not a byte from us
     code = 70
     try:
-        conn.sendall(b"+")  # from here on the client must not run the command itself
         _version, argv, cwd, umask, env = request
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
@@ -238,6 +237,26 @@ def _child(conn: socket.socket, request: tuple, fds: list[int], watch: _ClientWa
             conn.sendall(b"exit %d\n" % code)
         finally:
             os._exit(0)
+
+
+def _client_says_go(conn: socket.socket) -> list[int] | None:
+    """Offer to run the command ("+"); the client's stdin, stdout and stderr, which come with
+    its "go", or None when it gave up waiting (it closed the socket).
+
+    The descriptors travel only now, to a worker known to be running: sent with the request,
+    they would wait in the socket's queue of a stopped daemon and keep, say, the client's
+    stdout pipe open after the client answered in-process. The client says "go" as soon as it
+    reads the "+", so the wait is short; its bound only ends a worker whose client was stopped
+    in between."""
+    try:
+        conn.sendall(b"+")
+        conn.settimeout(GO_SECONDS)
+        data, ancdata, _flags, _addr = conn.recvmsg(1, socket.CMSG_SPACE(3 * 4))
+    except OSError:
+        return None
+    fds = [fd for level, kind, payload in ancdata if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS)
+           for fd in memoryview(payload).cast("i")]
+    return fds if data == b"g" and len(fds) == 3 else None
 
 
 def _run(argv: list[str]) -> int:

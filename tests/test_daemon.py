@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, run_cli
+from lei_store.client import encode_request
 
 SCRIPT = [sys.executable, str(ROOT / "lei_store" / "bin" / "lei-store")]
 
@@ -211,6 +214,72 @@ def test_concurrent_clients_all_get_their_answer(store, env):
     for q, p in procs:
         out, err = p.communicate(timeout=60)
         assert (p.returncode, out, err) == (0, want[q], b""), q
+
+
+def test_a_stopped_daemon_is_not_waited_for(store, env, tmp_path):
+    """Daemon and spare stopped (SIGSTOP): the client stops waiting for the worker's "+" after
+    LEI_STORE_DAEMON_TIMEOUT and answers in-process, and its descriptors are not held by the
+    stopped daemon (stderr is a pipe: held, it would never end); resumed, the worker takes the
+    abandoned request but writes nothing to the client's output (it never got the "go")."""
+    pid = started(env, store)
+    spare = children(pid)
+    args = ("q", "--store", str(store), "-f", "jsonl", "s:scrub")
+    want = lei_store(*args, env=dict(env, LEI_STORE_DAEMON="0"), cwd=tmp_path)
+    out = tmp_path / "out"
+    for p in (pid, *spare):
+        os.kill(p, signal.SIGSTOP)
+    try:
+        with out.open("wb") as o:
+            r = subprocess.run([*SCRIPT, *args], env=dict(env, LEI_STORE_DAEMON_TIMEOUT="1"), cwd=tmp_path,
+                               stdout=o, stderr=subprocess.PIPE, timeout=30)
+    finally:
+        for p in (pid, *spare):
+            os.kill(p, signal.SIGCONT)
+    assert (r.returncode, out.read_bytes(), r.stderr) == (0, want.stdout, b"")
+    wait_for(lambda: all(gone(p) for p in spare))  # it accepted the abandoned request and quit
+    assert out.read_bytes() == want.stdout
+    again = served(env, store, *args, cwd=tmp_path)  # and the daemon goes on answering
+    assert (again.returncode, again.stdout) == (0, want.stdout)
+
+
+def socket_of(env) -> str:
+    code = "from lei_store.client import socket_path; print(socket_path())"
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True, timeout=30).stdout.strip()
+
+
+def offered(env, store) -> socket.socket:
+    """A connection whose request the spare took: it has sent its "+"."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(30)
+    s.connect(socket_of(env))
+    s.sendall(encode_request(["q", "--store", str(store), "-f", "jsonl", "s:scrub"]))
+    assert s.recv(1) == b"+"
+    return s
+
+
+def test_no_go_no_command(store, env, tmp_path):
+    """The race the "go" closes: a client whose wait ran out just as the worker's "+" arrived
+    closes without "go", and the worker quits; a worker runs nothing before the "go", and runs
+    the command on the descriptors that come with it."""
+    pid = started(env, store)
+    spare = children(pid)
+    offered(env, store).close()
+    wait_for(lambda: all(gone(p) for p in spare))
+    spare = wait_for(lambda: children(pid))
+    out = tmp_path / "out"
+    with offered(env, store) as s, out.open("wb") as o, open(os.devnull, "rb") as i:
+        s.settimeout(2)  # a worker that ran at "+" would answer "exit ..." well within this
+        with pytest.raises(socket.timeout):
+            s.recv(64)
+        fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (i.fileno(), o.fileno(), o.fileno()))
+        s.sendmsg([b"g"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+        s.settimeout(30)
+        assert s.recv(64) == b"exit 0\n"
+    want = lei_store("q", "--store", str(store), "-f", "jsonl", "s:scrub", env=dict(env, LEI_STORE_DAEMON="0"),
+                     cwd=tmp_path)
+    assert out.read_bytes() == want.stdout
+    wait_for(lambda: all(gone(p) for p in spare))
 
 
 def test_the_client_imports_almost_nothing():
