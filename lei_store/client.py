@@ -13,6 +13,7 @@ LEI_STORE_DAEMON_TIMEOUT seconds (stopped, swamped) is given up on the same way.
 from __future__ import annotations
 
 import os
+import stat  # free: os imports it
 import sys
 
 PROTOCOL = 2  # 2: the descriptors come with the client's "go", after the worker's "+"
@@ -44,13 +45,26 @@ def socket_path() -> str:
     return os.path.join(folder, f"reader-{crc32(install.encode()):08x}.sock")
 
 
-def is_private(folder: str) -> bool:
-    """The socket's folder must be ours and closed to everyone else."""
+def _ours(path: str, kind: int) -> os.stat_result | None:
+    """PATH's own status (lstat: a link to something of ours is not ours) if it is a KIND
+    (stat.S_IFDIR, stat.S_IFSOCK) owned by us."""
     try:
-        st = os.stat(folder)
+        st = os.lstat(path)
     except OSError:
-        return False
-    return st.st_uid == os.getuid() and not st.st_mode & 0o077
+        return None
+    return st if stat.S_IFMT(st.st_mode) == kind and st.st_uid == os.getuid() else None
+
+
+def is_private(folder: str) -> bool:
+    """The socket's folder: a real directory of ours, mode exactly 0700. The one check, for
+    the client before it sends anything and for the daemon before it listens."""
+    st = _ours(folder, stat.S_IFDIR)
+    return st is not None and stat.S_IMODE(st.st_mode) == 0o700
+
+
+def is_our_socket(path: str) -> bool:
+    """In a private folder, only a socket of ours may receive our descriptors and environment."""
+    return _ours(path, stat.S_IFSOCK) is not None
 
 
 def encode_request(argv: list[str]) -> bytes:
@@ -81,8 +95,14 @@ def _ask_daemon(argv: list[str]) -> int | None:
     path = socket_path()
     if len(path.encode()) > 100:  # sun_path limit
         return None
-    if os.path.isdir(os.path.dirname(path)) and not is_private(os.path.dirname(path)):
-        return None  # e.g. someone else's folder in /tmp: never hand it our descriptors
+    folder = os.path.dirname(path)
+    if not is_private(folder):  # e.g. someone else's folder (or link) in /tmp: never talk to it
+        if not os.path.lexists(folder):
+            _start_daemon(path)  # first use: the daemon makes the folder
+        return None
+    if not is_our_socket(path):
+        _start_daemon(path)  # none yet, or a leftover the new daemon replaces
+        return None
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         return _handshake(sock, path, argv)

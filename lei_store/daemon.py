@@ -58,10 +58,16 @@ def _preload() -> None:
 
 
 def _prepare_folder(path: str) -> None:
+    """Make the socket's folder, or refuse one the client would refuse too (is_private)."""
     folder = os.path.dirname(path)
-    os.makedirs(folder, mode=0o700, exist_ok=True)
+    try:
+        os.makedirs(folder, mode=0o700)
+        os.chmod(folder, 0o700)  # whatever the umask took away
+    except OSError:
+        pass  # it exists (checked below), or cannot be made (likewise refused below)
     if not is_private(folder):
-        raise SystemExit(f"lei-store daemon: {folder} must be private to its owner")
+        raise SystemExit(f"lei-store daemon: {folder} must be private to its owner "
+                         "(a directory, not a link, of mode 0700)")
 
 
 def serve(path: str, idle: float = IDLE_SECONDS) -> None:
@@ -80,8 +86,10 @@ def serve(path: str, idle: float = IDLE_SECONDS) -> None:
     try:
         _preload()
         stamp = code_stamp()
-        if os.path.exists(path):
-            os.unlink(path)
+        try:
+            os.unlink(path)  # a leftover (a dead daemon's socket, anything else): the lock says none runs
+        except FileNotFoundError:
+            pass
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(path)
         listener.listen(64)
@@ -317,7 +325,12 @@ def _alive(pid: int) -> bool:
 
 
 def pid_of(path: str) -> int | None:
-    """The running daemon's pid, from its pid file, if that process is alive."""
+    """The running daemon's pid, from its pid file, if that process is alive.
+
+    Only a private folder is believed: a pid file in someone else's (or behind a link) could
+    name any process of ours for daemon-kill to signal."""
+    if not is_private(os.path.dirname(path)):
+        return None
     try:
         with open(path + ".pid") as f:
             pid = int(f.read())

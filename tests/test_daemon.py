@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -280,6 +281,93 @@ def test_no_go_no_command(store, env, tmp_path):
                      cwd=tmp_path)
     assert out.read_bytes() == want.stdout
     wait_for(lambda: all(gone(p) for p in spare))
+
+
+def listening(path: Path) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(path))
+    s.listen(8)
+    return s
+
+
+def answered_in_process(store, env, cwd: Path, listener: socket.socket | None = None) -> None:
+    """The command answers as in-process, and nobody connected to LISTENER (nothing was sent)."""
+    args = ("q", "--store", str(store), "-f", "jsonl", "s:scrub")
+    want = lei_store(*args, env=dict(env, LEI_STORE_DAEMON="0"), cwd=cwd)
+    got = lei_store(*args, env=dict(env, LEI_STORE_DAEMON_TIMEOUT="1"), cwd=cwd)
+    assert (got.returncode, got.stdout, got.stderr) == (0, want.stdout, b"")
+    if listener is not None:
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+
+
+def refused_by_the_daemon(path: Path, env, cwd: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "lei_store.daemon", str(path)], cwd=cwd, capture_output=True,
+                       env=dict(env, LEI_STORE_DAEMON_IDLE="1"), timeout=60)
+    assert r.returncode == 1 and b"must be private" in r.stderr and r.stderr.count(b"\n") == 1
+
+
+def to_nobody(path: Path) -> None:
+    """Hand PATH itself (not what a link points to) to another user; only root can."""
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        os.lchown(path, nobody.pw_uid, nobody.pw_gid)
+
+
+def test_a_symlinked_socket_folder_is_refused(store, env, tmp_path):
+    """A link (someone else's, where we are root) to a private folder: client and daemon refuse it."""
+    path = Path(socket_of(env))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    path.parent.symlink_to(elsewhere)
+    to_nobody(path.parent)
+    with listening(elsewhere / path.name) as listener:
+        answered_in_process(store, env, tmp_path, listener)
+    refused_by_the_daemon(path, env, tmp_path)
+    victim = subprocess.Popen(["sleep", "60"])  # a pid file there names no daemon to signal
+    try:
+        (elsewhere / f"{path.name}.pid").write_text(f"{victim.pid}\n")
+        assert daemon_pid(env) is None
+        lei_store("daemon-kill", env=env)
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+@pytest.mark.parametrize("mode", [0o755, 0o500])
+def test_a_socket_folder_not_exactly_0700_is_refused(store, env, tmp_path, mode):
+    path = Path(socket_of(env))
+    path.parent.mkdir(mode=0o700)
+    try:
+        with listening(path) as listener:
+            path.parent.chmod(mode)
+            answered_in_process(store, env, tmp_path, listener)
+        refused_by_the_daemon(path, env, tmp_path)
+    finally:
+        path.parent.chmod(0o700)
+
+
+@pytest.mark.parametrize("kind", ["file", "link", "nobody's"])
+def test_a_socket_that_is_not_ours_is_not_used(store, env, tmp_path, kind):
+    """A regular file, a link to a socket, or a socket of another user where ours should be: the
+    client sends nothing to it; the daemon it starts replaces it, and serves the next command."""
+    if kind == "nobody's" and os.geteuid() != 0:
+        pytest.skip("only root can give a socket to another user")
+    path = Path(socket_of(env))
+    path.parent.mkdir(mode=0o700)
+    other = path if kind == "nobody's" else tmp_path / "other.sock"
+    with listening(other) as listener:
+        if kind == "file":
+            path.write_text("not a socket\n")
+        elif kind == "link":
+            path.symlink_to(other)
+        to_nobody(other)
+        answered_in_process(store, env, tmp_path, listener)
+    wait_for(lambda: daemon_pid(env))
+    r = served(env, store, "q", "--store", str(store), "-f", "jsonl", "s:scrub", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout
 
 
 def test_the_client_imports_almost_nothing():
