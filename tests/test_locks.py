@@ -1,4 +1,5 @@
-"""ei.lock: a second writer waits a bounded time, then names the holder; a killed holder frees it."""
+"""ei.lock: a second writer waits a bounded time, then names the holder (the real one, not a stale
+record); a killed holder frees it."""
 
 import os
 import signal
@@ -62,3 +63,39 @@ def test_flock_excludes_lei_style_lockers(tmp_path):
         with pytest.raises(BlockingIOError):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.close(fd)
+
+
+FLOCK = """
+import fcntl, sys, time
+f = open(sys.argv[1], "a")  # as lei does: flock, and leave the file as it is
+fcntl.flock(f, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_dead_writers_record_is_not_named(tmp_path):
+    """A writer killed with -9 leaves "pid=..." in ei.lock; when another program (lei, flock(1))
+    holds the lock, the message names that program, not the dead pid."""
+    env = dict(os.environ, LEI_STORE_DAEMON="0")
+    mail = tmp_path / "m.eml"
+    mail.write_bytes(b"From: a@example.org\nSubject: x\nMessage-ID: <x@y>\n\nbody\n")
+    store = tmp_path / "store"
+    lei_store = [sys.executable, "-m", "lei_store", "import", "--store", str(store), "-q"]
+    subprocess.run([*lei_store, str(mail)], env=env, cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    lock = store / "ei.lock"
+    dead = _holder(lock)
+    dead.kill()
+    dead.wait()
+    assert f"pid={dead.pid} " in lock.read_text()
+    holder = subprocess.Popen([sys.executable, "-c", FLOCK, str(lock)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == b"held"
+        r = subprocess.run([*lei_store, "--lock-timeout", "0.5", str(mail)], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert r.returncode == 75 and len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"pid={holder.pid} " in r.stderr and "fcntl" in r.stderr
+    assert f"pid={dead.pid}" not in r.stderr
