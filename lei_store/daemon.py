@@ -26,6 +26,7 @@ import threading
 import time
 
 from .client import DAEMON_COMMANDS, PROTOCOL, is_private
+from .locks import alive, flock_holders
 
 IDLE_SECONDS = 900.0
 GO_SECONDS = 60.0  # see _client_says_go
@@ -311,21 +312,8 @@ class _ClientWatch(threading.Thread):
         os._exit(130)
 
 
-def _alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie (an orphan may wait to be reaped)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        try:
-            os.kill(pid, 0)
-            return True
-        except OSError:
-            return False
-
-
 def pid_of(path: str) -> int | None:
-    """The running daemon's pid, from its pid file, if that process is alive.
+    """The running daemon's pid, from its pid file, if that process is alive and holds the daemon's lock.
 
     Only a private folder is believed: a pid file in someone else's (or behind a link) could
     name any process of ours for daemon-kill to signal."""
@@ -336,7 +324,10 @@ def pid_of(path: str) -> int | None:
             pid = int(f.read())
     except (OSError, ValueError):
         return None
-    return pid if _alive(pid) else None
+    if not alive(pid):
+        return None
+    holders = flock_holders(path + ".lock")  # a daemon killed with -9 leaves its pid file, whose pid may be reused
+    return pid if holders is None or pid in holders else None
 
 
 def kill(path: str, timeout: float = 5.0) -> int | None:
@@ -346,7 +337,7 @@ def kill(path: str, timeout: float = 5.0) -> int | None:
         return None
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     return pid
 

@@ -370,6 +370,22 @@ def test_a_socket_that_is_not_ours_is_not_used(store, env, tmp_path, kind):
     assert r.returncode == 0 and r.stdout
 
 
+def test_a_stale_pid_file_names_no_daemon(env, tmp_path):
+    """A daemon killed with -9 leaves its pid file; should its pid be reused, daemon-pid must not
+    name that process nor daemon-kill signal it: the daemon is the process holding its lock."""
+    path = Path(socket_of(env))
+    path.parent.mkdir(mode=0o700)
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        Path(f"{path}.pid").write_text(f"{stranger.pid}\n")
+        assert daemon_pid(env) is None
+        lei_store("daemon-kill", env=env, cwd=tmp_path)
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
 def test_the_client_imports_almost_nothing():
     """Start-up is the cost of a small query: the client must not pull in the read path."""
     code = "import sys, lei_store.client; print(' '.join(sorted(sys.modules)))"
