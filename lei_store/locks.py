@@ -32,13 +32,13 @@ UNKNOWN_HOLDER = "another process (no holder info: perhaps lei itself)"
 
 
 def describe_holder(path: Path) -> str:
-    """Who holds the lock: the record in the file when its writer really holds it; else the
-    process /proc/locks names; else a process alive that the record names.
+    """Who holds the lock: the record in the file when its writer really holds it, else the
+    process /proc/locks names; without /proc/locks, the record if its process is alive.
 
     A writer killed with -9 leaves its record behind, and lei (or flock(1)) holding the lock
     next writes none, so a record alone may name a dead process, or a stranger with its pid."""
     try:
-        record = path.read_bytes().decode("utf-8", "replace").strip()
+        record = " ".join(path.read_bytes()[:400].decode("utf-8", "replace").split())  # one line, whatever is there
     except OSError:
         record = ""
     recorded = _recorded_pid(record)

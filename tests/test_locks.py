@@ -43,6 +43,21 @@ def test_second_writer_times_out_naming_the_holder(tmp_path):
         holder.wait()
 
 
+def test_a_foreign_record_stays_on_one_line(tmp_path):
+    """Whatever another program left in the file, the message names the holder on one line."""
+    lock = tmp_path / "ei.lock"
+    holder = _holder(lock)
+    try:
+        lock.write_text(f"pid={holder.pid} since=x\ncmd=two\nlines\n")
+        with pytest.raises(StoreLockedError) as e:
+            with locked(lock, 0.1):
+                pass
+        assert f"pid={holder.pid} since=x cmd=two lines" in str(e.value) and "\n" not in str(e.value)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_killed_holder_does_not_block_the_next_writer(tmp_path):
     lock = tmp_path / "ei.lock"
     holder = _holder(lock)
