@@ -1,9 +1,4 @@
-"""RFC 2047 decoding and address lists as lei sees them (spec §4.2, §2.2, §9.5).
-
-`mime_header_decode` follows Perl Encode's lax "MIME-Header" decoder:
-adjacent words with the same charset/encoding are joined before decoding,
-whitespace between encoded words is dropped, unknown charsets leave the word
-as written, malformed bytes become U+FFFD.
+"""Address lists as lei sees them (spec §4.2, §2.2, §9.5).
 
 The address parser follows the observable behaviour of Email::Address::XS:
 comments between a phrase and `<addr>` are lost, the last comment after the
@@ -15,72 +10,7 @@ import re
 from functools import lru_cache
 from typing import NamedTuple
 
-# --- RFC 2047 -------------------------------------------------------------
-
-_CS = r"[!\"#$%&'+\-0-9A-Z\\^_`a-z{|}~]+"
-_LANG = r"(?:\*[A-Za-z]{1,8}(?:-[0-9A-Za-z]{1,8})*)?"
-_WS = r"[ \t\n\r\f\v]"
-_EW = rf"=\?{_CS}{_LANG}\?[QqBb]\?[^?]*\?="
-_EW_CAP = re.compile(rf"=\?({_CS})({_LANG})\?([QqBb])\?([^?]*)\?=({_WS}*)")
-_EW_MERGE = re.compile(rf"=\?({_CS})({_LANG})\?([QqBb])\?([^?]*)\?={_WS}*=\?\1\2\?\3\?([^?]*)\?=")
-_EW_RUN = re.compile(rf"(?:{_EW}{_WS}*)*{_EW}")
-_QHEX = re.compile(r"=([0-9A-Fa-f]{2})")
-_B64_PAD_SPLIT = re.compile(r"(?<==)(?=[^=])")
-
-
-def _decode_word(charset: str, enc: str, text: str) -> str | None:
-    from . import mime as _mime  # lazy: readers (q) rarely decode encoded words
-
-    codec = _mime.mime_header_codec(charset)
-    if codec is None:
-        return None
-    text = text.replace("\r", "").replace("\n", "")
-    if enc in "Bb":
-        octets = b"".join(_mime.b64decode_lax(t.encode("latin-1", "replace")) for t in _B64_PAD_SPLIT.split(text))
-    else:
-        text = _QHEX.sub(lambda m: chr(int(m.group(1), 16)), text.replace("_", " "))
-        octets = text.encode("latin-1", "replace")
-    return _mime.decode_lax(octets, codec)
-
-
-def mime_header_decode(value: str) -> str:
-    """Decode RFC 2047 encoded words in a (latin-1 str) header value, leniently."""
-    if "=?" not in value:
-        return value
-    # join adjacent same-charset words so multi-byte chars split across words survive
-    for _ in range(1000):
-        m = _EW_MERGE.search(value)
-        if not m:
-            break
-        cs, lang, enc, t1, t2 = m.groups()
-        value = f"{value[:m.start()]}=?{cs}{lang}?{enc}?{t1}{t2}?={value[m.end():]}"
-    out: list[str] = []
-    pos = 0
-    for run in _EW_RUN.finditer(value):
-        out.append(value[pos : run.start()].replace("\r", "").replace("\n", ""))
-        for w in _EW_CAP.finditer(run.group()):
-            dec = _decode_word(w.group(1), w.group(3), w.group(4))
-            if dec is None:  # unknown charset: keep the word, whitespace-separated
-                prev = out[-1] if out else ""
-                if prev and prev[-1] not in " \t":
-                    out.append(" ")
-                out.append(w.group())
-            else:
-                out.append(dec)
-        pos = run.end()
-    out.append(value[pos:].replace("\r", "").replace("\n", ""))
-    return "".join(out)
-
-
-def raw_to_text(s: str) -> str:
-    """A raw (latin-1) value as lei writes it out: valid UTF-8 bytes are read as UTF-8."""
-    if s.isascii():
-        return s
-    try:
-        return s.encode("latin-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        return s
-
+from .charsets import mime_header_decode, raw_to_text
 
 # --- address parsing ------------------------------------------------------
 

@@ -9,6 +9,7 @@ import hashlib
 import re
 
 from .message import Message
+from .mime import walk
 
 _DQUOTE_WS = re.compile(r"[\r\n\t ]+")
 _AT_UPPER = re.compile(r"@(?=[a-z0-9_.()\-]*[A-Z])(\S+)")
@@ -51,7 +52,7 @@ def content_hash(msg: Message) -> bytes:
     for name in ("To", "Cc"):
         for v in msg.header(name):
             _addr_feed(h, name, v)
-    for part in msg.parts():
+    for part in walk(msg):
         h.update(f"\0{part.depth}:{part.idx}\0".encode())
         fn = part.filename()
         if fn is not None:

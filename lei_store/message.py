@@ -15,7 +15,7 @@ from typing import Iterator, NamedTuple
 
 from . import addresses as _addr
 from . import dates as _dates
-from . import mime as _mime
+from .charsets import mime_header_decode, raw_to_text
 
 _BLANK = re.compile(rb"\r?\n(\r?\n)")
 _HDR_LINE = re.compile(rb"^[A-Za-z0-9-]+[ \t]*:", re.M)
@@ -180,7 +180,7 @@ class Message:
         if not raw:
             return raw
         if key in _TEXT_HDRS:
-            return [_addr.mime_header_decode(v) if "=?" in v else v for v in raw]
+            return [mime_header_decode(v) if "=?" in v else v for v in raw]
         if key in _ADDR_HDRS:
             return [_addr.reformat_addresses(v) if "=?" in v else v for v in raw]
         return raw
@@ -230,10 +230,6 @@ class Message:
         mid0 = self.mid0()
         return list(dict.fromkeys(r for r in refs if r != mid0 and len(r) <= MAX_MID))
 
-    def parts(self) -> Iterator["_mime.Part"]:
-        """MIME walk callbacks, depth-first pre-order (§4.6)."""
-        return _mime.walk(self)
-
     def datestamp(self) -> tuple[int, str] | None:
         """ds and its zone (§4.5); None means lei would use the import time."""
         return self._memo("ds", lambda: _dates.datestamp(self))
@@ -267,7 +263,7 @@ def overview_fields(msg: Message) -> OverviewFields:
     """subject/from/to/cc as stored in over's ddd and the A/XTO/XCC/S terms (§4.9)."""
 
     def field(name: str) -> str:
-        vals = [v if "=?" in r else _addr.raw_to_text(v) for r, v in zip(msg.header_raw(name), msg.header(name))]
+        vals = [v if "=?" in r else raw_to_text(v) for r, v in zip(msg.header_raw(name), msg.header(name))]
         return _oneline(", ".join(vals))
 
     return OverviewFields(field("subject"), field("from"), field("to"), field("cc"))
@@ -278,7 +274,7 @@ def commit_subject(msg: Message) -> str:
     raw = msg.header_raw("subject")
     if not raw:
         return "(no subject)"
-    s = msg.header("subject")[0] if "=?" in raw[0] else _addr.raw_to_text(raw[0])
+    s = msg.header("subject")[0] if "=?" in raw[0] else raw_to_text(raw[0])
     s = s.replace("\r", "").translate(_ONELINE)
     return s if s else "(no subject)"
 
@@ -335,6 +331,6 @@ def subject_path_of(msg: Message) -> str:
     subject = overview_fields(msg).subject
     raw = msg.header_raw("subject")
     from_utf8 = bool(raw) and not any("=?" in v for v in raw) and any(
-        not v.isascii() and _addr.raw_to_text(v) != v for v in raw
+        not v.isascii() and raw_to_text(v) != v for v in raw
     )
     return subject_path(subject, True if from_utf8 else None)

@@ -18,6 +18,7 @@ import xapian
 
 from .diffterms import has_diff, index_diff
 from .message import overview_fields
+from .mime import walk
 from .patchid import patch_id
 
 if TYPE_CHECKING:
@@ -183,7 +184,7 @@ def index_message(
     tg.set_document(doc)  # also restarts term positions at 0
     ix = _Indexer(tg, doc)
     ix.headers(fields)
-    for part in msg.parts():
+    for part in walk(msg):
         fn = part.filename()
         if fn:
             ix.text(_filename_value(part, fn), "XFN")

@@ -18,7 +18,8 @@ from lei_store.message import (
     subject_path,
     subject_path_of,
 )
-from lei_store.mime import b64decode_lax, find_codec, parse_content_type, qp_decode
+from lei_store.charsets import b64decode_lax, find_codec, qp_decode
+from lei_store.mime import parse_content_type, walk
 
 H = b"From: Tess Ter <tess@example.com>\nTo: you@example.org\nDate: Mon, 2 Jan 2023 10:00:00 +0000\n"
 
@@ -126,7 +127,7 @@ def test_references_and_thread_refs():
 
 
 def _walk(raw):
-    return [(p.depth, p.idx, p.is_message, p.container) for p in Message(raw).parts()]
+    return [(p.depth, p.idx, p.is_message, p.container) for p in walk(Message(raw))]
 
 
 def test_walk_single_part():
@@ -152,7 +153,7 @@ def test_walk_nested_numbering():
         (2, "3.1", False, False),  # multipart/alternative itself gets no callback
         (2, "3.2", False, False),
     ]
-    parts = list(Message(raw).parts())
+    parts = list(walk(Message(raw)))
     assert parts[2].eml.header_raw("subject") == ["inner"] and parts[2].eml.body == b""
     assert parts[5].eml.header_raw("subject") == ["deepest"]
 
@@ -165,23 +166,23 @@ def test_walk_top_level_rfc822():
 def test_multipart_splitting():
     body = b"Preamble: with colon\n\n--b\n\none\n--b  \nContent-Type: text/plain\n\ntwo\n--b\n--b\n\n\n--b--\nepilogue\n"
     m = Message(H + b'Content-Type: multipart/mixed; boundary="b"\n\n' + body)
-    parts = list(m.parts())
+    parts = list(walk(m))
     assert [p.idx for p in parts] == ["1", "2", "3"]
     assert parts[0].eml.header_raw("preamble") == ["with colon"]
     assert parts[1].eml.header_block == b"" and parts[1].eml.body == b"one"
     assert parts[2].eml.body == b"two"
     # no closing delimiter: a trailing blank line is dropped
     m = Message(H + b'Content-Type: multipart/mixed; boundary="b"\n\n--b\n\none\n--b\n\ntwo\n\n')
-    assert [p.eml.body for p in m.parts()] == [b"one", b"two\n"]
+    assert [p.eml.body for p in walk(m)] == [b"one", b"two\n"]
     # a boundary that prefixes another one is not confused with it
     m = Message(H + b'Content-Type: multipart/mixed; boundary="x"\n\n--x\nContent-Type: multipart/mixed; '
                 b'boundary="xy"\n\n--xy\n\ninner\n--xy--\n--x\n\nouter\n--x--\n')
-    assert [(p.idx, p.eml.body) for p in m.parts()] == [("1.1", b"inner"), ("2", b"outer")]
+    assert [(p.idx, p.eml.body) for p in walk(m)] == [("1.1", b"inner"), ("2", b"outer")]
 
 
 def test_multipart_without_delimiters_is_a_leaf():
     m = Message(H + b"Content-Type: multipart/mixed; boundary=zz\n\nno delimiter here\n\n")
-    (p,) = m.parts()
+    (p,) = walk(m)
     assert (p.depth, p.idx) == (0, "1") and p.eml.body == b"no delimiter here\n\n"
 
 
@@ -189,7 +190,7 @@ def test_multipart_without_delimiters_is_a_leaf():
 
 
 def _part(rest: bytes, body: bytes):
-    (p,) = Message(H + rest + b"\n" + body).parts()
+    (p,) = walk(Message(H + rest + b"\n" + body))
     return p
 
 
