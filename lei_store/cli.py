@@ -13,7 +13,7 @@ from pathlib import Path
 
 import msgspec
 
-from .client import command_of
+from .protocol import command_of
 from .errors import (EX_SOFTWARE, DamagedStoreError, DiskFullError, LeiStoreError, SkippedInputsError,
                      from_os_error, is_disk_full)
 
@@ -207,10 +207,10 @@ def cmd_ls_label(args) -> int:
 
 
 def cmd_daemon_pid(args) -> int:
-    from . import daemon
-    from .client import socket_path
+    from .daemonctl import pid_of
+    from .protocol import socket_path
 
-    pid = daemon.pid_of(socket_path())
+    pid = pid_of(socket_path())
     if pid is None:
         return 1
     print(pid)
@@ -218,10 +218,10 @@ def cmd_daemon_pid(args) -> int:
 
 
 def cmd_daemon_kill(args) -> int:
-    from . import daemon
-    from .client import socket_path
+    from .daemonctl import kill
+    from .protocol import socket_path
 
-    daemon.kill(socket_path())
+    kill(socket_path())
     return 0
 
 

@@ -25,8 +25,7 @@ import sys
 import threading
 import time
 
-from .client import DAEMON_COMMANDS, PROTOCOL, is_private
-from .locks import alive, flock_holders
+from .protocol import DAEMON_COMMANDS, PROTOCOL, is_private
 
 IDLE_SECONDS = 900.0
 GO_SECONDS = 60.0  # see _client_says_go
@@ -310,36 +309,6 @@ class _ClientWatch(threading.Thread):
         except OSError:
             pass
         os._exit(130)
-
-
-def pid_of(path: str) -> int | None:
-    """The running daemon's pid, from its pid file, if that process is alive and holds the daemon's lock.
-
-    Only a private folder is believed: a pid file in someone else's (or behind a link) could
-    name any process of ours for daemon-kill to signal."""
-    if not is_private(os.path.dirname(path)):
-        return None
-    try:
-        with open(path + ".pid") as f:
-            pid = int(f.read())
-    except (OSError, ValueError):
-        return None
-    if not alive(pid):
-        return None
-    holders = flock_holders(path + ".lock")  # a daemon killed with -9 leaves its pid file, whose pid may be reused
-    return pid if holders is None or pid in holders else None
-
-
-def kill(path: str, timeout: float = 5.0) -> int | None:
-    """Stop the daemon (SIGTERM) and wait for it to end; its pid, or None if none ran."""
-    pid = pid_of(path)
-    if pid is None:
-        return None
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return pid
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, run_cli
-from lei_store.client import encode_request
+from lei_store.protocol import encode_request
 
 SCRIPT = [sys.executable, str(ROOT / "lei_store" / "bin" / "lei-store")]
 
@@ -244,7 +244,7 @@ def test_a_stopped_daemon_is_not_waited_for(store, env, tmp_path):
 
 
 def socket_of(env) -> str:
-    code = "from lei_store.client import socket_path; print(socket_path())"
+    code = "from lei_store.protocol import socket_path; print(socket_path())"
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           check=True, timeout=30).stdout.strip()
 
