@@ -1,5 +1,5 @@
 import sys
 
-from .client import main
+from lei_store.cli.client import main
 
 sys.exit(main())

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Sequence
 
-from .errors import DiskFullError, LeiStoreError, StorageError, is_disk_full
+from lei_store.errors import DiskFullError, LeiStoreError, StorageError, is_disk_full
 
 # Never ask on a terminal (a URL that wants a password fails instead of hanging a cron job).
 _ENV = {"GIT_TERMINAL_PROMPT": "0"}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .errors import StoreLockedError
+from lei_store.errors import StoreLockedError
 
 DEFAULT_TIMEOUT = float(os.environ.get("LEI_STORE_LOCK_TIMEOUT", "30"))
 

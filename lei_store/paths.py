@@ -135,7 +135,7 @@ class Layout(NamedTuple):
 
 def existing_store(root: Path) -> Layout:
     """The layout of a store that must already exist (for readers, which never create one)."""
-    from .errors import NotAStoreError
+    from lei_store.errors import NotAStoreError
 
     layout = Layout(Path(root).absolute())
     if layout.is_store():

@@ -7,18 +7,8 @@ import random
 
 import pytest
 
-from lei_store.addresses import (
-    _split_plain,
-    author_ident,
-    json_addresses,
-    mime_header_decode,
-    parse_addresses,
-    parse_groups,
-    raw_to_text,
-    reformat_addresses,
-    split_addresses,
-)
-from lei_store.message import Message
+from lei_store.mail.addresses import _split_plain, author_ident, json_addresses, mime_header_decode, parse_addresses, parse_groups, raw_to_text, reformat_addresses, split_addresses
+from lei_store.mail.message import Message
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import xapian
 from conftest import run_cli, small_tmpfs
 from storecheck import over_rows
 from lei_store.errors import StorageError
-from lei_store.maintenance import check_space, space_needed
+from lei_store.ops.gc import check_space, space_needed
 from lei_store.paths import existing_store
 
 QUERIES = ("z:1..", "L:work", "kw:flagged", "kw:seen", "s:btrfs")

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from conftest import run_cli
-from lei_store.progress import Progress
+from lei_store.cli.progress import Progress
 
 COMMANDS = ["init", "import", "q", "ls-label", "blob"]
 
@@ -80,7 +80,7 @@ def test_every_command_is_listed_for_the_fast_parser():
     """cli builds only the named subcommand's parser (start-up time); COMMANDS must name them all."""
     import argparse
 
-    from lei_store.cli import COMMANDS, _parser
+    from lei_store.cli.main import COMMANDS, _parser
 
     (sub,) = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
     assert sorted(sub.choices) == sorted(COMMANDS)

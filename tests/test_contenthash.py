@@ -8,8 +8,8 @@ import hashlib
 
 import pytest
 
-from lei_store.contenthash import content_hash
-from lei_store.message import Message, synthetic_mid
+from lei_store.mail.contenthash import content_hash
+from lei_store.mail.message import Message, synthetic_mid
 
 DRAFT = (
     b"From: Me <me@example.com>\nTo: someone@example.org\nSubject: my unsent draft\n"

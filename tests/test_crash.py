@@ -15,7 +15,7 @@ from conftest import ROOT
 sys.path.insert(0, str(ROOT / "tools"))
 import crash_soak  # noqa: E402
 
-from lei_store.faults import POINTS  # noqa: E402
+from lei_store.write.faults import POINTS
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The resident reader (lei_store.daemon) answers q, lcat, blob and ls-label exactly as the
+"""The resident reader (lei_store.cli.daemon) answers q, lcat, blob and ls-label exactly as the
 command run in-process does, starts on first use, restarts when its code changes, and goes
 away when told to or when idle."""
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, run_cli
-from lei_store.protocol import encode_request
+from lei_store.cli.protocol import encode_request
 
 SCRIPT = [sys.executable, str(ROOT / "lei_store" / "bin" / "lei-store")]
 
@@ -244,7 +244,7 @@ def test_a_stopped_daemon_is_not_waited_for(store, env, tmp_path):
 
 
 def socket_of(env) -> str:
-    code = "from lei_store.protocol import socket_path; print(socket_path())"
+    code = "from lei_store.cli.protocol import socket_path; print(socket_path())"
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           check=True, timeout=30).stdout.strip()
 
@@ -303,7 +303,7 @@ def answered_in_process(store, env, cwd: Path, listener: socket.socket | None = 
 
 
 def refused_by_the_daemon(path: Path, env, cwd: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "lei_store.daemon", str(path)], cwd=cwd, capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "lei_store.cli.daemon", str(path)], cwd=cwd, capture_output=True,
                        env=dict(env, LEI_STORE_DAEMON_IDLE="1"), timeout=60)
     assert r.returncode == 1 and b"must be private" in r.stderr and r.stderr.count(b"\n") == 1
 
@@ -388,9 +388,9 @@ def test_a_stale_pid_file_names_no_daemon(env, tmp_path):
 
 def test_the_client_imports_almost_nothing():
     """Start-up is the cost of a small query: the client must not pull in the read path."""
-    code = "import sys, lei_store.client; print(' '.join(sorted(sys.modules)))"
+    code = "import sys, lei_store.cli.client; print(' '.join(sorted(sys.modules)))"
     loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, check=True,
                                 text=True).stdout.split())
     heavy = {"re", "argparse", "msgspec", "xapian", "sqlite3", "pygit2", "socket", "array", "pathlib",
-             "lei_store.cli", "lei_store.search"}
+             "lei_store.cli.main", "lei_store.read.search"}
     assert not loaded & heavy

@@ -1,8 +1,8 @@
 """Date:/Received: parsing (spec §4.5). Expected values were observed from lei 1.9.0."""
 import pytest
 
-from lei_store.dates import datestamp, parse_date, parse_received, timestamp
-from lei_store.message import Message
+from lei_store.mail.dates import datestamp, parse_date, parse_received, timestamp
+from lei_store.mail.message import Message
 
 # (Date value, (epoch, zone)) -- None where lei fell back to the import time
 LEI_DATES = [

@@ -19,8 +19,8 @@ import pytest
 import xapian
 
 from conftest import run_cli
-from lei_store.fsck import FsckReport, check, format_report
-from lei_store.journal import Journal
+from lei_store.ops.fsck import FsckReport, check, format_report
+from lei_store.disk.journal import Journal
 
 # What a healthy store may still show: lei's own leftovers, not damage.
 BENIGN = {"stale thread id", "sync row for unindexed blob"}

@@ -1,4 +1,4 @@
-"""lei_store.imap against a real Dovecot: URLs, credentials, reading, flag export, failures."""
+"""lei_store.sources.imap against a real Dovecot: URLs, credentials, reading, flag export, failures."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from dovecot import free_ports
 
 from lei_store.errors import InputError, RemoteError
-from lei_store.imap import Session, approve, credentials, parse_url, reject, to_lf
-from lei_store.keywords import imap_flags, imap_keywords
+from lei_store.sources.imap import Session, approve, credentials, parse_url, reject, to_lf
+from lei_store.mail.keywords import imap_flags, imap_keywords
 
 
 LF_MSG = b"From: a@example.org\nTo: b@example.org\nSubject: one\nMessage-ID: <1@x>\n\nbody one\n"

@@ -146,8 +146,8 @@ def test_export_kw_and_refresh_mail_sync_on_imap(dovecot, sample_corpus, tmp_pat
 
 def test_dropped_connection_keeps_what_was_fetched(dovecot, sample_corpus, tmp_path):
     from lei_store.errors import RemoteError
-    from lei_store.importers import Source
-    from lei_store.store import Store
+    from lei_store.sources import Source
+    from lei_store.write.store import Store
 
     netrc(dovecot)
     append(dovecot, corpus_messages(sample_corpus, 250))

@@ -113,8 +113,8 @@ def test_export_kw_renames_to_match_the_store(two_maildirs, sample_corpus, tmp_p
 
 def test_maildir_vanishing_mid_import_keeps_what_was_read(sample_corpus, tmp_path):
     from lei_store.errors import InputError
-    from lei_store.importers import maildir
-    from lei_store.store import Store
+    from lei_store.sources import maildir
+    from lei_store.write.store import Store
 
     md = Path(shutil.copytree(sample_corpus / "maildir", tmp_path / "md"))
     store = Store.create(tmp_path / "store")

@@ -8,8 +8,8 @@ import lzma
 import pytest
 
 from lei_store.errors import InputError, TruncatedInputError
-from lei_store.importers import resolve
-from lei_store.importers.mbox import read_mbox, read_mbox_path
+from lei_store.sources import resolve
+from lei_store.sources.mbox import read_mbox, read_mbox_path
 
 M1 = b"From: a@example.org\nSubject: one\n\nFrom the start\n>From escaped\n>>From twice\n"
 M2 = b"From: b@example.org\nSubject: two\nStatus: RO\nX-Status: AF\n\nbody two\n"

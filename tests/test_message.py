@@ -6,20 +6,9 @@ import hashlib
 
 import pytest
 
-from lei_store.message import (
-    Message,
-    body_lines,
-    commit_subject,
-    crlf_bytes,
-    overview_fields,
-    split_message,
-    strip_volatile_headers,
-    lei_blob,
-    subject_path,
-    subject_path_of,
-)
-from lei_store.charsets import b64decode_lax, find_codec, qp_decode
-from lei_store.mime import parse_content_type, walk
+from lei_store.mail.message import Message, body_lines, commit_subject, crlf_bytes, overview_fields, split_message, strip_volatile_headers, lei_blob, subject_path, subject_path_of
+from lei_store.mail.charsets import b64decode_lax, find_codec, qp_decode
+from lei_store.mail.mime import parse_content_type, walk
 
 H = b"From: Tess Ter <tess@example.com>\nTo: you@example.org\nDate: Mon, 2 Jan 2023 10:00:00 +0000\n"
 

@@ -27,22 +27,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from lei_store.addresses import author_ident
-from lei_store.contenthash import content_hash
-from lei_store.message import (
-    Message,
-    _field_spans,
-    body_lines,
-    commit_subject,
-    crlf_bytes,
-    overview_fields,
-    split_message,
-    lei_blob,
-    subject_path_of,
-    synthetic_mid,
-)
-from lei_store.over import OverRow
-from lei_store.search import Hit
+from lei_store.mail.addresses import author_ident
+from lei_store.mail.contenthash import content_hash
+from lei_store.mail.message import Message, _field_spans, body_lines, commit_subject, crlf_bytes, overview_fields, split_message, lei_blob, subject_path_of, synthetic_mid
+from lei_store.disk.over import OverRow
+from lei_store.read.search import Hit
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SMALL = SHARED / "corpora" / "small.tar.xz"

@@ -1,4 +1,4 @@
-"""Differential tests: lei_store.patchid.patch_id vs the real
+"""Differential tests: lei_store.mail.patchid.patch_id vs the real
 ``git patch-id --stable`` on synthetic patches (well-formed ones written by
 git itself, hand-written edge cases and a seeded random fuzzer)."""
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from lei_store import patchid
-from lei_store.patchid import git_patch_id, patch_id
+from lei_store.mail import patchid
+from lei_store.mail.patchid import git_patch_id, patch_id
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from lei_store.importers.mbox import read_mbox_path
-from lei_store.keywords import maildir_flags
+from lei_store.sources.mbox import read_mbox_path
+from lei_store.mail.keywords import maildir_flags
 from storecheck import blob_oid, over_rows
 
 

@@ -65,7 +65,7 @@ def test_reindex_reshards(built):
 def test_killed_reindex_resumes(built):
     store, _ = built
     before = answers(store)
-    code = ("import os, sys\nfrom lei_store.reindex import reindex\nseen = [0]\n"
+    code = ("import os, sys\nfrom lei_store.ops.reindex import reindex\nseen = [0]\n"
             "def tick(n):\n    seen[0] += n\n    if seen[0] >= 120: os._exit(9)\n"
             "reindex(sys.argv[1], progress=tick, jobs=1, batch_size=25)\n")
     r = subprocess.run([sys.executable, "-c", code, str(store)], capture_output=True)

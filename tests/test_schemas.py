@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from lei_store.schemas_json import render, schemas
+from lei_store.cli.schemas_json import render, schemas
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 
@@ -10,7 +10,7 @@ SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 def test_json_schemas_are_current():
     for name, schema in schemas().items():
         assert (SCHEMAS / name).read_text() == render(schema), \
-            f"schemas/{name} is stale: run python -m lei_store.schemas_json"
+            f"schemas/{name} is stale: run python -m lei_store.cli.schemas_json"
 
 
 def test_sql_schemas_are_what_the_code_uses():

@@ -132,7 +132,7 @@ def test_journal_replay_restores_thousands_of_keywords_and_labels(tmp_path):
     assert wipe_volatile(store) == len(tagged)
     assert all(not kw and not labels for kw, labels in volatile_by_blob(store).values())
 
-    from lei_store.store import Store
+    from lei_store.write.store import Store
 
     with Store.open(store).writer() as writer:
         writer.replay_journal()

@@ -1,4 +1,4 @@
-"""Unit tests of lei_store.terms / lei_store.diffterms on messages written here.
+"""Unit tests of lei_store.mail.terms / lei_store.mail.diffterms on messages written here.
 
 Expected positions and wdf come from real lei 1.9 documents for the same
 messages (see test_terms_lei_parity.py for the automated comparison).
@@ -12,9 +12,9 @@ import subprocess
 import pytest
 import xapian
 
-from lei_store.diffterms import git_unquote, index_diff
-from lei_store.message import Message, overview_fields
-from lei_store.terms import index_message, new_termgenerator
+from lei_store.mail.diffterms import git_unquote, index_diff
+from lei_store.mail.message import Message, overview_fields
+from lei_store.mail.terms import index_message, new_termgenerator
 
 Terms = dict[str, tuple[int, list[int]]]
 

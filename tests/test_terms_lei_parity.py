@@ -1,4 +1,4 @@
-"""Parity of lei_store.terms.index_message with the Xapian documents real lei
+"""Parity of lei_store.mail.terms.index_message with the Xapian documents real lei
 1.9 writes: termlist (without K/L), wdf, positions and document length.
 
 Two stores are built with real ``lei import``: one from messages written
@@ -22,8 +22,8 @@ import pytest
 import xapian
 
 from conftest import Lei, need_lei
-from lei_store.message import Message, overview_fields
-from lei_store.terms import index_copy_list_ids, index_message, new_termgenerator
+from lei_store.mail.message import Message, overview_fields
+from lei_store.mail.terms import index_copy_list_ids, index_message, new_termgenerator
 
 Snapshot = tuple[dict[bytes, tuple[int, tuple[int, ...]]], int]
 

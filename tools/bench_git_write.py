@@ -28,7 +28,7 @@ def load(corpus: Path, n: int, tmp: Path) -> list[bytes]:
 
 
 def with_fast_import(repo: Path, blobs: list[bytes]) -> float:
-    from lei_store.epochs import FastImport, init_bare
+    from lei_store.write.epochs import FastImport, init_bare
 
     init_bare(repo, "master", epoch=False)
     t = time.monotonic()

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from storecheck import commits, over_rows, volatile_by_blob  # noqa: E402
 
-from lei_store.faults import POINTS  # noqa: E402
+from lei_store.write.faults import POINTS
 
 # which passage of each point to stop at: per-message points mid-corpus, per-batch points mid-run
 NTH = {"store-building": 1, "blob-written": 90, "over-row": 120, "xapian-doc": 60, "sync-row": 150, "keywords-set": 30,

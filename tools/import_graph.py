@@ -6,7 +6,7 @@
 
 Every import counts, including the lazy ones inside functions (they are cycles all
 the same; laziness only hides them from start-up). The layers are declared in
-LAYERS below: a module may import from its own layer and those listed as below it.
+RANK below: a module may import from its own layer and those below it.
 """
 
 from __future__ import annotations
@@ -18,10 +18,21 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lei_store"
 
-# Which modules are the write side: a read-side module must never import one of them
+# The layers, lowest first: a module may import from its own layer and the ones below it.
+# read and write share a rank but must not import each other: readers never load writer code
 # (public-inbox keeps Over/Search apart from OverIdx/SearchIdx the same way).
+RANK = {"foundation": 0, "mail": 1, "sources": 2, "disk": 3, "read": 4, "write": 4, "ops": 5, "cli": 6}
 READ_SIDE = ("lei_store.read",)
 WRITE_SIDE = ("lei_store.write",)
+
+
+def layer(module: str) -> str:
+    """mail, sources, ...; the top-level modules (errors, paths, git, sqlite, locks, schema) are the
+    foundation everything stands on; `python -m lei_store` is the command line."""
+    parts = module.split(".")
+    if len(parts) > 1 and parts[1] in RANK:
+        return parts[1]
+    return "cli" if module == "lei_store.__main__" else "foundation"
 
 
 def module_name(path: Path) -> str:
@@ -109,6 +120,17 @@ def read_side_violations(g: dict[str, set[str]]) -> list[tuple[str, str]]:
                   for dep in deps if _within(dep, WRITE_SIDE))
 
 
+def layer_violations(g: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Imports of a higher layer (read -> write and write -> read included)."""
+    bad = []
+    for m, deps in g.items():
+        for dep in deps:
+            a, b = layer(m), layer(dep)
+            if RANK[b] > RANK[a] or {a, b} == {"read", "write"}:
+                bad.append((m, dep))
+    return sorted(bad)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dot", action="store_true", help="print the graph in Graphviz dot")
@@ -123,13 +145,16 @@ def main() -> int:
         return 0
     found = cycles(g)
     bad = read_side_violations(g)
+    upward = [v for v in layer_violations(g) if v not in bad]
     for comp in found:
         print("cycle: " + " <-> ".join(comp))
     for m, dep in bad:
         print(f"read side imports write side: {m} -> {dep}")
+    for m, dep in upward:
+        print(f"imports a higher layer: {m} ({layer(m)}) -> {dep} ({layer(dep)})")
     print(f"{len(g)} modules, {sum(map(len, g.values()))} imports, {len(found)} cycles, "
-          f"{len(bad)} read->write imports")
-    return 1 if found or bad else 0
+          f"{len(bad)} read->write imports, {len(upward)} upward imports")
+    return 1 if found or bad or upward else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,128 @@
+"""Maildir input: new/ then cur/, info flags as keywords (spec §7.3, §10.1).
+
+Only regular files are messages. Anything else in cur/ or new/ (a directory, a FIFO, a
+device, a symlink: it could point anywhere, /etc/passwd included, and would then travel
+with every clone and backup of the store) is skipped and named, as is a file that cannot
+be read or is larger than the size limit; the rest of the Maildir is still imported.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+from typing import Iterable, Iterator, NamedTuple
+
+from lei_store.errors import InputError
+from lei_store.mail.keywords import maildir_keywords
+from lei_store.sources.items import Item, ReadOptions
+
+SUBDIRS = ("new", "cur")
+# open() never follows a symlink nor waits on a FIFO's writer; fstat() then says what it is
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+class Entry(NamedTuple):
+    subdir: str  # "new" or "cur"
+    name: str  # basename, including any :2,FLAGS suffix
+    keywords: frozenset[str]
+
+
+def check_maildir(path: Path, spec: str) -> None:
+    """A Maildir has cur/ or new/ as real directories; anything else is not one (one clear error)."""
+    if not any(os.path.isdir(path / sub) and not os.path.islink(path / sub) for sub in SUBDIRS):
+        raise InputError(f"{spec}: not a Maildir (no cur/ or new/ directory in it)")
+
+
+def _flags(name: str) -> str | None:
+    """The info letters of a basename, '' when it has none, None when the suffix is foreign."""
+    if ":" not in name:
+        return ""
+    info = name.split(":", 1)[1]
+    return info[2:] if info.startswith("2,") and info[2:].isalpha() or info == "2," else None
+
+
+def _kind(mode: int) -> str:
+    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symlink"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def list_entries(path: Path, opts: ReadOptions = ReadOptions()) -> list[Entry]:
+    """Every importable file: dotfiles, trashed (T) files and foreign suffixes are left out;
+    entries that are not regular files are skipped and named."""
+    entries = []
+    for subdir in SUBDIRS:
+        folder = path / subdir
+        if os.path.islink(folder):
+            opts.on_skip(str(folder), "a symlink, not a Maildir subdirectory (not followed)")
+            continue
+        try:
+            scan = list(os.scandir(folder))
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            opts.on_skip(str(folder), e.strerror or str(e))
+            continue
+        for e in scan:
+            name = e.name
+            if name.startswith(".") or name.count(":") > 1:
+                continue
+            flags = _flags(name)
+            if flags is None or "T" in flags:
+                continue
+            try:
+                if not e.is_file(follow_symlinks=False):
+                    opts.on_skip(e.path, f"{_kind(e.stat(follow_symlinks=False).st_mode)}, not a message file")
+                    continue
+            except FileNotFoundError:  # gone since the listing
+                continue
+            entries.append(Entry(subdir, name, maildir_keywords(flags)))
+    return entries
+
+
+def read_file(file: str, max_size: int) -> bytes | str:
+    """A message file's bytes, or why it cannot be taken (not a regular file: a symlink is not
+    followed, a FIFO not waited on; unreadable; too large); FileNotFoundError when it vanished."""
+    try:
+        fd = os.open(file, _OPEN_FLAGS)
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            raise
+        return "a symlink, not followed" if e.errno == errno.ELOOP else (e.strerror or str(e))
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # replaced since the listing
+            return f"{_kind(st.st_mode)}, not a message file"
+        if st.st_size > max_size:
+            return f"{st.st_size} bytes, over the {max_size}-byte limit (--max-size)"
+        try:
+            data = f.read(max_size + 1)
+        except OSError as e:
+            return e.strerror or str(e)
+    if len(data) > max_size:  # it grew while we read
+        return f"over the {max_size}-byte limit (--max-size)"
+    return data
+
+
+def read_items(path: Path, folder: str | None, entries: Iterable[Entry],
+               opts: ReadOptions = ReadOptions()) -> Iterator[Item]:
+    """Read the files; one that vanished since listing is passed over (it was moved or deleted),
+    one that cannot be taken is skipped and named."""
+    base = str(path)
+    for e in entries:
+        file = os.path.join(base, e.subdir, e.name)
+        try:
+            raw = read_file(file, opts.max_size)
+        except FileNotFoundError:
+            if not os.path.isdir(os.path.join(base, e.subdir)):  # the whole Maildir went away
+                raise InputError(f"{base}: the Maildir vanished during the import "
+                                 "(what was read before is stored)") from None
+            continue
+        if isinstance(raw, str):
+            opts.on_skip(file, raw)
+            continue
+        yield Item(raw, e.keywords, folder=folder, name=e.name, origin=file)

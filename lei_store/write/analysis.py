@@ -1,0 +1,115 @@
+"""The CPU-heavy per-message stage, run in worker processes during import.
+
+Turns raw bytes into everything the single writer needs: the blob to commit
+and its OID, the content hash, ids and references, overview record (ddd),
+git author/subject and a serialised Xapian document (text terms + values
+0-3). Nothing here touches the store, so it parallelises freely.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import time
+
+import msgspec
+import xapian
+
+from lei_store.write import searchidx
+from lei_store.disk.blobs import git_oid
+from lei_store.disk.over import encode_ddd
+
+
+class Analysed(msgspec.Struct, frozen=True):
+    """One message, ready for the writer."""
+
+    oidbin: bytes
+    blob: bytes
+    chash: bytes
+    mids: list[str]  # index ids, or the synthetic id of a draft
+    refs: list[str]  # threading references
+    list_ids: list[str]  # raw List-Id values: their terms are merged in if this copy is attached
+    ts: int
+    ts_tz: str
+    ds: int
+    ds_tz: str
+    author: tuple[str, str]
+    subject: str  # commit message subject
+    subject_path: str
+    ddd: bytes
+    doc: bytes  # xapian.Document.serialise()
+    problem: str = ""  # what could not be parsed, if anything
+
+
+@functools.cache
+def _termgenerator() -> xapian.TermGenerator:
+    """One per process: building a TermGenerator per message costs more than using it."""
+    from lei_store.mail.terms import new_termgenerator
+
+    return new_termgenerator()
+
+
+def list_id_terms(list_ids: list[str]) -> bytes:
+    """The serialised G/XL terms lei adds to a message when another copy with these List-Ids
+    is attached to it (rare, so built only then)."""
+    from lei_store.mail.message import Message
+    from lei_store.mail.terms import index_copy_list_ids
+
+    if not list_ids:
+        return b""
+    doc = xapian.Document()
+    index_copy_list_ids(doc, Message(b"".join(b"List-Id: %s\n" % v.encode("latin-1") for v in list_ids) + b"\n"))
+    return doc.serialise() if doc.termlist_count() else b""
+
+
+def analyse(raw: bytes, now: int | None = None) -> Analysed:
+    """Analyse one message. Never raises for bad mail: it degrades to what parses."""
+    from lei_store.mail.contenthash import content_hash
+    from lei_store.mail.dates import datestamp, timestamp
+    from lei_store.mail.message import Message, body_lines, commit_subject, crlf_bytes, overview_fields, strip_volatile_headers, subject_path, synthetic_mid
+    from lei_store.mail.addresses import author_ident
+    from lei_store.mail.terms import index_message
+
+    problems = []
+    now = int(time.time()) if now is None else now
+    try:
+        blob = strip_volatile_headers(raw)
+    except Exception as e:  # a header block we cannot even split: keep the bytes
+        blob, problems = raw, [f"headers: {e}"]
+    oidbin = git_oid(blob)
+    msg = Message(raw)  # fields come from the input, as lei computes them
+
+    def attempt(what, fn, default):
+        try:
+            return fn()
+        except Exception as e:  # bad mail must still be stored; note what failed
+            problems.append(f"{what}: {type(e).__name__}: {e}")
+            return default
+
+    parsed_ds = attempt("date", lambda: datestamp(msg), None)
+    ds, ds_tz = parsed_ds or (now, "+0000")
+    ts, ts_tz = attempt("received", lambda: timestamp(msg), None) or (now, "+0000")
+    chash = attempt("content hash", lambda: content_hash(msg), hashlib.sha256(blob).digest())
+    mids = attempt("message-id", msg.index_mids, [])
+    mid0 = attempt("message-id", msg.mid0, "")
+    refs = attempt("references", msg.thread_refs, [])
+    fields = attempt("headers", lambda: overview_fields(msg), None)
+    subject, from_, to, cc = fields if fields else ("", "", "", "")
+    has_mid = bool(mids)
+    if not has_mid:
+        mids = [synthetic_mid(parsed_ds[0] if parsed_ds else 0, chash)]  # lei: time 0, not now
+    doc = xapian.Document()
+    searchidx.content_values(doc, ts, ds, crlf_bytes(blob))
+    if fields is not None:
+        attempt("terms", lambda: index_message(doc, msg, fields, _termgenerator()), None)
+    ddd = encode_ddd(subject, from_, " ".join(f"<{r}>" for r in refs), to, cc,
+                     oidbin.hex(), mid0, crlf_bytes(blob), attempt("lines", lambda: body_lines(msg), 0))
+    return Analysed(
+        oidbin=oidbin, blob=blob, chash=chash, mids=mids, refs=refs,
+        list_ids=attempt("list-id", lambda: msg.header_raw("List-Id"), []),
+        ts=ts, ts_tz=ts_tz, ds=ds, ds_tz=ds_tz,
+        author=attempt("author", lambda: author_ident(msg), ("", "")),
+        subject=attempt("subject", lambda: commit_subject(msg), "(no subject)"),
+        subject_path=attempt("subject", lambda: subject_path(subject), ""),
+        ddd=ddd, doc=doc.serialise(), problem="; ".join(problems),
+    )

@@ -1,0 +1,294 @@
+"""Writing the sharded Xapian index ei15/<shard> (spec §6): values, keywords and labels.
+
+Text terms come from terms.py (built in worker processes); this module owns
+writing the shards: creating them, placing a message in shard `num % nshards` under
+docid `num`, and changing the volatile metadata (K<keyword>, L<label> boolean terms).
+What readers need of the shards (slots, opening, K/L terms) is shards.py.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import msgspec
+import xapian
+
+
+from lei_store.errors import StorageError
+from lei_store.paths import Layout
+from lei_store.disk.shards import BYTES, DT, THREADID, TS, UID, YYYYMMDD, open_checked, volatile_of
+
+
+
+def content_values(doc: xapian.Document, ts: int, ds: int, nbytes: int) -> None:
+    """Value slots 0-3, which depend only on the message (§6.2)."""
+    ser = xapian.sortable_serialise
+    tm = time.gmtime(ds)
+    doc.add_value(TS, ser(ts))
+    doc.add_value(YYYYMMDD, ser(int(time.strftime("%Y%m%d", tm))))
+    doc.add_value(DT, ser(int(time.strftime("%Y%m%d%H%M%S", tm))))
+    doc.add_value(BYTES, ser(nbytes))
+
+
+def create_shards(layout: Layout, count: int) -> None:
+    """Create ei15/0..count-1 (shard 0 carries has_threadid=1) and ei15/misc."""
+    layout.ei.mkdir(parents=True, exist_ok=True)
+    layout.misc.mkdir(exist_ok=True)
+    for i in range(count):
+        db = xapian.WritableDatabase(str(layout.shard(i)), xapian.DB_CREATE_OR_OPEN)
+        if i == 0 and not db.get_metadata("has_threadid"):
+            db.set_metadata("has_threadid", "1")
+        db.commit()
+        db.close()
+
+
+def shard_paths(layout: Layout) -> list[Path]:
+    return [layout.shard(i) for i in range(layout.shard_count())]
+
+
+class ShardWriters:
+    """Writable handles on shards, in this process. Message `num` lives in shard num % len(paths)."""
+
+    def __init__(self, paths: list[Path], *, sync: bool = True):
+        self.count = len(paths)
+        flags = 0 if sync else xapian.DB_NO_SYNC
+        self.dbs = [open_checked(p, writable=True, flags=flags) for p in paths]  # created only by create_shards
+        self.changed = 0  # documents whose keywords/labels changed since the last commit
+        self.changes: dict[int, tuple[list[str], list[str]]] = {}  # num -> new (keywords, labels), for the journal
+
+    def shard_of(self, num: int) -> xapian.WritableDatabase:
+        return self.dbs[num % self.count]
+
+    def add(self, num: int, doc: xapian.Document | bytes, tid: int,
+            keywords=frozenset(), labels=frozenset()) -> None:
+        if isinstance(doc, bytes):
+            doc = xapian.Document.unserialise(doc)
+        doc.add_value(UID, xapian.sortable_serialise(num))
+        doc.add_value(THREADID, xapian.sortable_serialise(tid))
+        for kw in keywords:
+            doc.add_boolean_term("K" + kw)
+        for label in labels:
+            doc.add_boolean_term("L" + label)
+        self.shard_of(num).replace_document(num, doc)
+        if keywords or labels:
+            self.changes[num] = (sorted(keywords), sorted(labels))
+
+    def get(self, num: int) -> xapian.Document | None:
+        try:
+            return self.shard_of(num).get_document(num)
+        except xapian.DocNotFoundError:
+            return None
+
+    def update_volatile(self, num: int, *, set_kw=None, set_labels=None,
+                        add_kw=(), remove_kw=(), add_labels=(), remove_labels=()) -> bool:
+        """Change a document's keywords/labels (set_* replace the whole set); True when anything changed."""
+        doc = self.get(num)
+        if doc is None:
+            return False
+        kws, labels = volatile_of(doc)
+        new_kws = set(set_kw) if set_kw is not None else set(kws)
+        new_kws = (new_kws | set(add_kw)) - set(remove_kw)
+        new_labels = set(set_labels) if set_labels is not None else set(labels)
+        new_labels = (new_labels | set(add_labels)) - set(remove_labels)
+        if new_kws == kws and new_labels == labels:
+            return False
+        for kw in kws - new_kws:
+            doc.remove_term("K" + kw)
+        for kw in new_kws - kws:
+            doc.add_boolean_term("K" + kw)
+        for label in labels - new_labels:
+            doc.remove_term("L" + label)
+        for label in new_labels - labels:
+            doc.add_boolean_term("L" + label)
+        self.shard_of(num).replace_document(num, doc)
+        self.changed += 1
+        self.changes[num] = (sorted(new_kws), sorted(new_labels))
+        return True
+
+    def delete(self, num: int) -> None:
+        try:
+            self.shard_of(num).delete_document(num)
+        except xapian.DocNotFoundError:
+            pass
+        self.changes.pop(num, None)
+
+    def take_changes(self) -> list[tuple[int, list[str], list[str]]]:
+        """Keyword/label states set since the last call: (num, keywords, labels)."""
+        out = [(num, kw, labels) for num, (kw, labels) in self.changes.items()]
+        self.changes = {}
+        return out
+
+    def merge_terms(self, num: int, extra: bytes) -> None:
+        """Add another copy's terms (its List-Ids, as lei does when it attaches a copy)."""
+        doc = self.get(num)
+        if doc is None or not extra:
+            return
+        copy = xapian.Document.unserialise(extra)  # keep a reference: its termlist points into it
+        for term, wdf, positions in [(t.term, t.wdf, list(t.positer)) for t in copy.termlist()]:
+            for pos in positions:
+                doc.add_posting(term, pos, 1)
+            if not positions:
+                doc.add_term(term, wdf)
+        self.shard_of(num).replace_document(num, doc)
+
+    def commit(self) -> int:
+        """Commit every shard; returns how many documents' keywords/labels changed."""
+        for db in self.dbs:
+            db.commit()
+        changed, self.changed = self.changed, 0
+        return changed
+
+    def close(self) -> None:
+        for db in self.dbs:
+            db.close()
+        self.dbs = []
+
+
+# -- one writer process per shard ----------------------------------------------
+
+_REPLIES = ("commit", "close", "take_changes")  # operations whose result the parent waits for
+
+
+def _kind(e: Exception) -> str:
+    """What a shard writer's error means, for the parent to raise the right LeiStoreError."""
+    from lei_store.errors import DamagedStoreError, is_disk_full
+
+    if isinstance(e, DamagedStoreError) or type(e).__name__ in ("DatabaseCorruptError", "DatabaseOpeningError",
+                                                                 "DatabaseNotFoundError", "DatabaseFormatError"):
+        return "damaged"
+    return "full" if is_disk_full(str(e)) else "io"
+
+
+def _error(kind: str, message: str) -> Exception:
+    from lei_store.errors import DamagedStoreError, DiskFullError
+
+    return {"damaged": DamagedStoreError, "full": DiskFullError}.get(kind, StorageError)(message)
+
+
+def _serve(path: Path, sync: bool, conn, parent: int) -> None:
+    """Child process: apply the parent's operations to one shard until told to close."""
+    import os
+
+    from lei_store.write.children import die_with_parent
+
+    die_with_parent(parent)
+    try:
+        writer = ShardWriters([path], sync=sync)
+    except Exception as e:  # reported to the parent at its next exchange, never as a traceback here
+        conn.send_bytes(msgspec.msgpack.encode(["error", _kind(e), str(e) if _kind(e) == "damaged" else
+                                                f"{path}: {type(e).__name__}: {e}"]))
+        os._exit(1)
+    # Every way out but "close" is os._exit: letting `writer` be destroyed would commit the
+    # uncommitted (unjournaled) changes, and on a full disk that commit throws from a C++
+    # destructor, which aborts the process with a second line on stderr.
+    while True:
+        while not conn.poll(5):
+            if os.getppid() != parent:  # the writer is gone: release the shard's lock
+                os._exit(0)
+        op, args, kwargs = msgspec.msgpack.decode(conn.recv_bytes())
+        if op == "abort":
+            os._exit(0)
+        try:
+            result = getattr(writer, op)(*args, **kwargs)
+        except Exception as e:  # reported at the next commit: the parent decides
+            conn.send_bytes(msgspec.msgpack.encode(["error", _kind(e), f"{path}: {type(e).__name__}: {e}"]))
+            os._exit(1)
+        if op in _REPLIES:
+            conn.send_bytes(msgspec.msgpack.encode(["ok", "", result]))
+            if op == "close":
+                return
+
+
+class ShardProcesses:
+    """The ShardWriters interface, with each shard written by its own process (as lei does):
+    Xapian's C++ indexing then runs beside the main writer instead of inside it."""
+
+    def __init__(self, paths: list[Path], *, sync: bool = True):
+        import os
+        from multiprocessing import get_context
+
+        ctx = get_context("fork")
+        self.count = len(paths)
+        self._conns, self._procs = [], []
+        for path in paths:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_serve, args=(path, sync, child, os.getpid()), name=f"shard[{path.name}]",
+                               daemon=True)
+            proc.start()
+            child.close()
+            self._conns.append(parent)
+            self._procs.append(proc)
+
+    def _send(self, num: int | None, op: str, *args, **kwargs) -> None:
+        conns = self._conns if num is None else [self._conns[num % self.count]]
+        for conn in conns:
+            try:
+                conn.send_bytes(msgspec.msgpack.encode([op, args, kwargs]))
+            except (BrokenPipeError, OSError):
+                _status, kind, message = self._reply(conn)
+                raise _error(kind, message) from None
+
+    def _reply(self, conn) -> list:
+        try:
+            return msgspec.msgpack.decode(conn.recv_bytes())
+        except (EOFError, OSError):
+            return ["error", "io", "a Xapian shard writer died"]
+
+    def _gather(self) -> list:
+        results = []
+        for conn in self._conns:
+            status, kind, result = self._reply(conn)
+            if status != "ok":
+                raise _error(kind, result)
+            results.append(result)
+        return results
+
+    def add(self, num: int, doc: bytes, tid: int, keywords=frozenset(), labels=frozenset()) -> None:
+        self._send(num, "add", num, doc, tid, sorted(keywords), sorted(labels))
+
+    def update_volatile(self, num: int, *, set_kw=None, set_labels=None,
+                        add_kw=(), remove_kw=(), add_labels=(), remove_labels=()):
+        self._send(num, "update_volatile", num, set_kw=None if set_kw is None else sorted(set_kw),
+                   set_labels=None if set_labels is None else sorted(set_labels),
+                   add_kw=sorted(add_kw), remove_kw=sorted(remove_kw),
+                   add_labels=sorted(add_labels), remove_labels=sorted(remove_labels))
+
+    def delete(self, num: int) -> None:
+        self._send(num, "delete", num)
+
+    def take_changes(self) -> list[tuple[int, list[str], list[str]]]:
+        self._send(None, "take_changes")
+        return [tuple(c) for part in self._gather() for c in part]
+
+    def merge_terms(self, num: int, extra: bytes) -> None:
+        if extra:
+            self._send(num, "merge_terms", num, extra)
+
+    def commit(self) -> int:
+        self._send(None, "commit")
+        return sum(self._gather())
+
+    def abort(self) -> None:
+        """Drop every uncommitted change: the writers exit without committing (the batch failed)."""
+        for conn in self._conns:
+            try:
+                conn.send_bytes(msgspec.msgpack.encode(["abort", [], {}]))
+            except OSError:
+                pass
+        self._join()
+
+    def close(self) -> None:
+        if not any(p.is_alive() for p in self._procs):
+            return  # aborted (or died): nothing to close
+        try:
+            self._send(None, "close")
+            self._gather()
+        finally:
+            self._join()
+
+    def _join(self) -> None:
+        for proc in self._procs:
+            proc.join(timeout=60)
+            if proc.is_alive():
+                proc.kill()
