@@ -147,6 +147,7 @@ def test_export_kw_and_refresh_mail_sync_on_imap(dovecot, sample_corpus, tmp_pat
 def test_dropped_connection_keeps_what_was_fetched(dovecot, sample_corpus, tmp_path):
     from lei_store.errors import RemoteError
     from lei_store.sources import Source
+    from lei_store.ops.imports import Importer
     from lei_store.write.store import Store
 
     netrc(dovecot)
@@ -161,7 +162,7 @@ def test_dropped_connection_keeps_what_was_fetched(dovecot, sample_corpus, tmp_p
 
     with pytest.raises(RemoteError, match="FETCH"):
         with store.writer(jobs=1, batch_size=50, progress=kick_once) as writer:
-            writer.import_source(Source("imap", None, dovecot.url()))
+            Importer(writer).import_source(Source("imap", None, dovecot.url()))
     got = writer.stats.messages
     assert kicked and 120 <= got < 250
     _, uids = sync_rows(store.root)

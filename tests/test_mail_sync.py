@@ -128,7 +128,7 @@ def test_maildir_vanishing_mid_import_keeps_what_was_read(sample_corpus, tmp_pat
 
     with pytest.raises(InputError, match="vanished"):
         with store.writer(jobs=1) as w:
-            w.import_items(vanishing())
+            w.add_messages(vanishing())
     assert w.stats.messages == 50
     out = run_cli("q", "--store", str(store.root), "z:1..", "-f", "jsonl", "--dedupe=none").stdout.splitlines()
     assert len(out) == w.stats.added and w.stats.added > 40

@@ -5,7 +5,8 @@
     python3 tools/import_graph.py --dot      # the graph in Graphviz dot
 
 Every import counts, including the lazy ones inside functions (they are cycles all
-the same; laziness only hides them from start-up). The layers are declared in
+the same; laziness only hides them from start-up); only `if TYPE_CHECKING:` imports,
+which never run, are left out. The layers are declared in
 RANK below: a module may import from its own layer and those below it.
 """
 
@@ -57,7 +58,7 @@ def imports_of(path: Path, modules: set[str]) -> set[str]:
     current = module_name(path)
     is_package = path.name == "__init__.py"
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in _runtime_nodes(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -71,6 +72,15 @@ def imports_of(path: Path, modules: set[str]) -> set[str]:
             if name and name != current:
                 found.add(name)
     return found
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node but those under `if TYPE_CHECKING:` (imports for annotations only: never run)."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            continue
+        yield node
+        yield from _runtime_nodes(node)
 
 
 def graph() -> dict[str, set[str]]:

@@ -47,27 +47,39 @@ def cmd_init(args) -> int:
     return 0
 
 
+def _sources(args):
+    """The inputs named on the command line (and --stdin), each resolved and checked."""
+    from lei_store.sources import Source, resolve
+
+    named = args.locations if hasattr(args, "locations") else args.inputs
+    sources = [resolve(loc, args.in_format) for loc in named]
+    if args.stdin:
+        sources.append(Source(args.in_format or "eml", None))
+    return sources
+
+
 def cmd_import(args) -> int:
-    from lei_store.sources import DEFAULT_MAX_SIZE, Source, resolve
     from lei_store.cli.progress import Progress
+    from lei_store.ops.imports import Importer, ImportOptions
+    from lei_store.sources import DEFAULT_MAX_SIZE
     from lei_store.write.store import Store
+    from lei_store.write.writer import AddOptions
 
     if not args.locations and not args.stdin:
         raise LeiStoreError("nothing to import: give a Maildir, mbox or .eml path, or --stdin")
-    sources = [resolve(loc, args.in_format) for loc in args.locations]
-    if args.stdin:
-        sources.append(Source(args.in_format or "eml", None))
+    sources = _sources(args)
     store = Store.open(_store_dir(args), create=True)
     bar = Progress("importing", enabled=None if not args.quiet else False)
+    add = AddOptions(use_keywords=not args.no_kw, keywords=args.mods.add_kw, labels=args.mods.add_labels,
+                     record_sync=not args.no_mail_sync)
+    opts = ImportOptions(add, max_size=args.max_size or DEFAULT_MAX_SIZE, on_skip=_skip_notices(),
+                         progress_total=bar.expect)
     with store.writer(lock_timeout=args.lock_timeout, jobs=args.jobs, rotate_bytes=args.rotate_bytes,
-                      batch_size=args.batch_size,
-                      mail_sync=not args.no_mail_sync, use_keywords=not args.no_kw,
-                      add_keywords=args.mods["+kw"], add_labels=args.mods["+L"],
-                      progress=bar.advance, progress_total=bar.expect, max_size=args.max_size or DEFAULT_MAX_SIZE,
-                      on_skip=_skip_notices()) as writer:
+                      batch_size=args.batch_size, progress=bar.advance) as writer:
+        importer = Importer(writer, opts)
         try:
             for source in sources:
-                writer.import_source(source)
+                importer.import_source(source)
         finally:
             bar.close()
     _report(writer.stats, args)
@@ -224,54 +236,18 @@ def cmd_daemon_kill(args) -> int:
     return 0
 
 
-class TagStats(msgspec.Struct):
-    """What tag or rm did."""
+def _tag_like(args, action: str) -> int:
+    from lei_store.ops import tagging
 
-    matched: int = 0  # stored messages selected
-    changed: int = 0  # messages whose keywords/labels changed (tag) or that were removed (rm)
-    unimported: int = 0  # input messages not found in the store
-    exported: int = 0  # synced Maildir files renamed to show the new keywords
-
-
-def _selected(args, writer) -> tuple[list[int], int]:
-    """Docids chosen by input messages (matched by content) and/or a query; and the unmatched count."""
-    from lei_store.sources import Source, read_source, resolve
-
-    sources = [resolve(loc, args.in_format) for loc in args.inputs]
-    if args.stdin:
-        sources.append(Source(args.in_format or "eml", None))
-    nums: dict[int, None] = {}
-    unimported = 0
-    for source in sources:
-        if source.fmt == "imap":
-            raise LeiStoreError(f"{source.url}: select IMAP messages with a query, not a URL")
-        for item in read_source(source):
-            found = writer.locate(item.raw)
-            unimported += not found
-            nums.update(dict.fromkeys(found))
+    layout = _layout(args)
+    text = None
     if args.query:
         from lei_store.read import query
-        from lei_store.read.search import Reader
 
-        reader = Reader(writer.store.root)
-        hits = reader.search(query.from_argv([args.query], writer.store.layout.all_git), dedupe="none", limit=2**31 - 1)
-        nums.update(dict.fromkeys(h.row.num for h in hits))
-        reader.close()
-    if not sources and not args.query:
-        raise LeiStoreError("no messages given: name files/Maildirs/mboxes, use --stdin, or -q QUERY")
-    return list(nums), unimported
-
-
-def _tag_like(args, action: str) -> int:
-    from lei_store.write.store import Store
-
-    store = Store.open(_store_dir(args))
-    stats = TagStats()
-    with store.writer(lock_timeout=args.lock_timeout, jobs=1, export_kw=True) as writer:
-        nums, stats.unimported = _selected(args, writer)
-        stats.matched = len(nums)
-        stats.changed = writer.tag(nums, args.mods) if action == "tag" else writer.remove(nums)
-        stats.exported = writer.stats.exported
+        text = query.from_argv([args.query], layout.all_git)
+    selection = tagging.Selection(_sources(args), text)
+    stats = (tagging.tag(layout.root, selection, args.mods, lock_timeout=args.lock_timeout) if action == "tag"
+             else tagging.rm(layout.root, selection, lock_timeout=args.lock_timeout))
     if args.json:
         _emit_json(stats)
     if not args.quiet:
@@ -285,13 +261,11 @@ def _tag_like(args, action: str) -> int:
 
 
 def cmd_tag(args) -> int:
-    if not any(args.mods.values()):
-        raise LeiStoreError("nothing to change: give +kw:KEYWORD, -kw:KEYWORD, +L:LABEL or -L:LABEL")
     return _tag_like(args, "tag")
 
 
 def cmd_rm(args) -> int:
-    if any(args.mods.values()):
+    if args.mods:
         raise LeiStoreError("rm takes no +kw:/+L: modifiers")
     return _tag_like(args, "rm")
 

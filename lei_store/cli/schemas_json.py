@@ -10,13 +10,13 @@ import msgspec
 
 def schemas() -> dict[str, dict]:
     from lei_store.ops.backup import BackupStats
-    from lei_store.cli.main import TagStats
+    from lei_store.ops.tagging import TagStats
     from lei_store.ops.folders import FolderStats
     from lei_store.ops.fsck import FsckReport
     from lei_store.ops.gc import GcStats
     from lei_store.ops.reindex import ReindexStats
     from lei_store.read.search import Result
-    from lei_store.write.store import ImportStats
+    from lei_store.write.writer import ImportStats
 
     return {
         "q-result.schema.json": msgspec.json.schema(Result),
@@ -40,4 +40,4 @@ def write(directory: Path) -> None:
 
 
 if __name__ == "__main__":
-    write(Path(__file__).resolve().parents[1] / "schemas")
+    write(Path(__file__).resolve().parents[2] / "schemas")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import msgspec
+
 from lei_store.errors import InputError
 
 KEYWORDS = ("seen", "answered", "flagged", "draft", "forwarded", "phishing", "junk", "notjunk")
@@ -43,20 +45,43 @@ def mbox_keywords(status_values: list[str]) -> frozenset[str] | None:
     return frozenset(MBOX_STATUS[c] for v in status_values for c in v if c in MBOX_STATUS)
 
 
-def parse_modifiers(args: list[str]) -> tuple[list[str], dict[str, set[str]]]:
+class VolatileChange(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A change to a message's keywords and labels: SET_* replace the whole set first (None:
+    keep it), then ADD_* and REMOVE_* apply. What `tag` asks for, and what the shard writers get."""
+
+    add_kw: frozenset[str] = frozenset()
+    remove_kw: frozenset[str] = frozenset()
+    add_labels: frozenset[str] = frozenset()
+    remove_labels: frozenset[str] = frozenset()
+    set_kw: frozenset[str] | None = None
+    set_labels: frozenset[str] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.add_kw or self.remove_kw or self.add_labels or self.remove_labels
+                    or self.set_kw is not None or self.set_labels is not None)
+
+    def apply(self, kws: set[str], labels: set[str]) -> tuple[set[str], set[str]]:
+        """The keywords and labels a message has after this change."""
+        new_kws = set(kws if self.set_kw is None else self.set_kw)
+        new_labels = set(labels if self.set_labels is None else self.set_labels)
+        return (new_kws | self.add_kw) - self.remove_kw, (new_labels | self.add_labels) - self.remove_labels
+
+
+def parse_modifiers(args: list[str]) -> tuple[list[str], VolatileChange]:
     """Split argv into plain arguments and +kw:/-kw:/+L:/-L: modifiers."""
-    mods = {"+kw": set(), "-kw": set(), "+L": set(), "-L": set()}
+    mods: dict[str, set[str]] = {"add_kw": set(), "remove_kw": set(), "add_labels": set(), "remove_labels": set()}
     rest = []
     for arg in args:
-        sign, _, body = arg[:1], None, arg[1:]
+        sign, body = arg[:1], arg[1:]
         if sign in "+-" and body.startswith(("kw:", "L:")):
             kind, _, values = body.partition(":")
             check = check_keyword if kind == "kw" else check_label
+            key = f"{'add' if sign == '+' else 'remove'}_{'kw' if kind == 'kw' else 'labels'}"
             for v in filter(None, values.split(",")):
-                mods[f"{sign}{kind}"].add(check(v))
+                mods[key].add(check(v))
         else:
             rest.append(arg)
-    return rest, mods
+    return rest, VolatileChange(**{k: frozenset(v) for k, v in mods.items()})
 
 
 IMAP_FLAGS = {"\\Seen": "seen", "\\Answered": "answered", "\\Flagged": "flagged",

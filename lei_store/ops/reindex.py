@@ -19,11 +19,14 @@ from typing import Callable, Iterator
 
 import msgspec
 
-from lei_store.write import epochs, overidx, searchidx
-from lei_store.disk.over import Over
 from lei_store.disk.gitlog import BlobStream, Change, commits_since, mark_key
-from lei_store.sources import Item
+from lei_store.disk.journal import Entry, Journal
+from lei_store.disk.over import Over
+from lei_store.mail.keywords import VolatileChange
 from lei_store.paths import Layout, existing_store
+from lei_store.sources.items import Item
+from lei_store.write import epochs, overidx, searchidx
+from lei_store.write.writer import Writer
 
 BUILD = "ei15.reindex"
 DONE = "lei-store:reindex-complete"
@@ -40,19 +43,48 @@ class ReindexStats(msgspec.Struct):
     seconds: float = 0.0
 
 
-def _index_epochs(writer, lay: Layout, stats: ReindexStats) -> None:
+def journaled_states(lay: Layout) -> dict[bytes, Entry]:
+    """Each blob's last journaled keyword/label state: rebuilt documents are given it as they are
+    added (much cheaper than changing each document afterwards)."""
+    if not lay.journal.exists():
+        return {}
+    journal = Journal(lay.journal, readonly=True)
+    try:
+        return {e.oidbin: e for e in journal.latest() if e.op == "set"}
+    finally:
+        journal.db.close()
+
+
+def replay_journal(writer: Writer) -> int:
+    """Set every message's keywords and labels to their last journaled state (after a rebuild).
+    The writer must not journal (journaling=False): the journal is the source here."""
+    if writer.journaling:
+        raise ValueError("replay_journal needs a writer opened with journaling=False")
+    applied = 0
+    for entry in writer.journal.latest():
+        if entry.op != "set":
+            continue
+        nums = writer.over.docids_of_blob(entry.oidbin)
+        writer.change_volatile(nums, VolatileChange(set_kw=frozenset(entry.kw), set_labels=frozenset(entry.labels)))
+        applied += len(nums)
+        if not nums:
+            writer.tick()
+    writer.flush()
+    return applied
+
+
+def _index_epochs(writer: Writer, lay: Layout, stats: ReindexStats) -> None:
     """Index every commit after each epoch's mark; marks advance with each committed batch."""
     blobs = BlobStream(lay.all_git)
     try:
         for epoch in lay.epoch_numbers():
-            since = writer.over.get_meta(mark_key(epoch))
-            _index_changes(writer, commits_since(lay.epoch(epoch), epoch, since), blobs, stats)
+            _index_changes(writer, commits_since(lay.epoch(epoch), epoch, writer.index_mark(epoch)), blobs, stats)
             writer.flush()
     finally:
         blobs.close()
 
 
-def _index_changes(writer, changes: Iterator[Change], blobs: BlobStream, stats: ReindexStats) -> None:
+def _index_changes(writer: Writer, changes: Iterator[Change], blobs: BlobStream, stats: ReindexStats) -> None:
     """Messages go through the import pipeline in runs; a removal waits for the run before it."""
     run: list[Change] = []
 
@@ -62,11 +94,11 @@ def _index_changes(writer, changes: Iterator[Change], blobs: BlobStream, stats: 
 
     def mark(item: Item) -> None:
         epoch, commit = item.origin.split()
-        writer.meta[mark_key(int(epoch.removesuffix(".git")))] = commit
+        writer.set_meta(mark_key(int(epoch.removesuffix(".git"))), commit)
 
     def drain() -> None:
         if run:
-            writer.import_items(items(), after_each=mark)
+            writer.add_from_git(items(), after_each=mark)
             stats.messages += len(run)
             run.clear()
 
@@ -78,9 +110,8 @@ def _index_changes(writer, changes: Iterator[Change], blobs: BlobStream, stats: 
                 drain()
             continue
         drain()
-        nums = writer.over.docids_of_blob(bytes.fromhex(change.oid))
-        stats.removed += writer.remove(nums, flush=False)  # committed with the batch, not one by one
-        writer.meta[mark_key(change.epoch)] = change.commit
+        stats.removed += writer.remove(writer.over.docids_of_blob(bytes.fromhex(change.oid)))
+        writer.set_meta(mark_key(change.epoch), change.commit)
     drain()
 
 
@@ -124,13 +155,11 @@ def reindex(root: Path, *, shards: int | None = None, jobs: int | None = None,
                 shutil.rmtree(store.layout.ei, ignore_errors=True)
                 searchidx.create_shards(store.layout, shards or lay.shard_count() or 1)
                 overidx.create(store.layout.over)
-            with store.writer(jobs=jobs, mail_sync=False, write_git=False, batch_size=batch_size,
-                              progress=progress, take_lock=False) as writer:
-                writer.journaling = False  # the journal is the source of keywords here
-                writer.use_journal_states()
+            with store.writer(jobs=jobs, write_git=False, journaling=False, journaled=journaled_states(lay),
+                              batch_size=batch_size, progress=progress, take_lock=False) as writer:
                 _index_epochs(writer, lay, stats)
-                stats.keywords_restored = writer.replay_journal()
-                writer.meta[DONE] = str(int(time.time()))
+                stats.keywords_restored = replay_journal(writer)
+                writer.set_meta(DONE, str(int(time.time())))
                 writer.flush()
             _finish_swap(lay)
     stats.seconds = time.monotonic() - started
@@ -147,13 +176,11 @@ def index_new_commits(root: Path, *, jobs: int | None = None, progress=None,
     started = time.monotonic()
     stats = ReindexStats()
     store = Store.open(root)
-    with store.writer(jobs=jobs, mail_sync=False, write_git=False, progress=progress,
-                      lock_timeout=lock_timeout) as writer:
-        writer.journaling = False
-        writer.use_journal_states()
+    with store.writer(jobs=jobs, write_git=False, journaling=False, journaled=journaled_states(store.layout),
+                      progress=progress, lock_timeout=lock_timeout) as writer:
         epochs.update_alternates(store.layout)
         done = catch_up(writer, store.layout)
         stats.commits, stats.messages, stats.removed = done.commits, done.messages, done.removed
-        stats.keywords_restored = writer.replay_journal()
+        stats.keywords_restored = replay_journal(writer)
     stats.seconds = time.monotonic() - started
     return stats

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import Iterable, Iterator
 
 import msgspec
 import xapian
 
 from lei_store.write import searchidx
 from lei_store.disk.blobs import git_oid
+from lei_store.errors import InputError
+from lei_store.sources.items import Item
 from lei_store.disk.over import encode_ddd
 
 
@@ -113,3 +120,49 @@ def analyse(raw: bytes, now: int | None = None) -> Analysed:
         subject_path=attempt("subject", lambda: subject_path(subject), ""),
         ddd=ddd, doc=doc.serialise(), problem="; ".join(problems),
     )
+
+
+def _analyse_chunk(raws: list[tuple[bytes, int | None]]) -> bytes:
+    return msgspec.msgpack.encode([analyse(r, now) for r, now in raws])
+
+
+_DECODER = msgspec.msgpack.Decoder(list[Analysed])
+
+
+def analysed(items: Iterable[Item], jobs: int) -> Iterator[tuple[Item, Analysed]]:
+    """Each item with its analysis, in order, computed by JOBS worker processes with a bounded
+    window in flight (memory stays flat). An InputError from the stream surfaces after the
+    items read before it."""
+    it = iter(items)
+    if jobs <= 1:
+        for item in it:
+            yield item, analyse(item.raw, item.now)
+        return
+    from lei_store.write.children import die_with_parent
+
+    chunk = 16
+    window: deque = deque()
+    error = None
+    with ProcessPoolExecutor(jobs, mp_context=get_context("fork"), initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
+        while True:
+            while error is None and len(window) < jobs * 4:
+                batch = []
+                try:
+                    for item in it:
+                        batch.append(item)
+                        if len(batch) >= chunk:
+                            break
+                except InputError as e:
+                    error = e
+                if not batch:
+                    break
+                window.append((batch, pool.submit(_analyse_chunk, [(i.raw, i.now) for i in batch])))
+                if len(batch) < chunk:
+                    break
+            if not window:
+                break
+            batch, fut = window.popleft()
+            yield from zip(batch, _DECODER.decode(fut.result()))
+    if error:
+        raise error

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from lei_store import git
 from lei_store.disk.gitlog import BlobStream, Change, commits_since, head_commit, mark_key
-from lei_store.sources import Item
+from lei_store.sources.items import Item
 
 
 class CaughtUp(NamedTuple):
@@ -53,7 +53,7 @@ def catch_up(writer, layout) -> CaughtUp:
     blobs = None
     try:
         for epoch in layout.epoch_numbers():
-            changes, tip = _tail(layout.epoch(epoch), epoch, writer.over.get_meta(mark_key(epoch)))
+            changes, tip = _tail(layout.epoch(epoch), epoch, writer.index_mark(epoch))
             if not changes:
                 continue
             commits += len(changes)
@@ -66,10 +66,10 @@ def catch_up(writer, layout) -> CaughtUp:
                     drops.extend(held)
             blobs = blobs or BlobStream(layout.all_git)
             items = (Item(blobs.read(c.oid), None, origin=f"{c.epoch}.git {c.commit}", now=c.when) for c in adds)
-            writer.import_items(items, from_git=True)
-            removed += writer.remove(drops, flush=False, from_git=True)
+            writer.add_from_git(items)
+            removed += writer.remove(drops, from_git=True)
             messages += len(adds)
-            writer.meta[mark_key(epoch)] = tip
+            writer.set_meta(mark_key(epoch), tip)
             writer.flush()
     finally:
         if blobs is not None:

@@ -14,12 +14,10 @@ from pathlib import Path
 import msgspec
 import xapian
 
-
 from lei_store.errors import StorageError
 from lei_store.paths import Layout
 from lei_store.disk.shards import BYTES, DT, THREADID, TS, UID, YYYYMMDD, open_checked, volatile_of
-
-
+from lei_store.mail.keywords import VolatileChange
 
 def content_values(doc: xapian.Document, ts: int, ds: int, nbytes: int) -> None:
     """Value slots 0-3, which depend only on the message (§6.2)."""
@@ -47,6 +45,14 @@ def shard_paths(layout: Layout) -> list[Path]:
     return [layout.shard(i) for i in range(layout.shard_count())]
 
 
+class VolatileState(msgspec.Struct, array_like=True):
+    """A message's keywords and labels after a change (for the journal)."""
+
+    num: int
+    kw: list[str]
+    labels: list[str]
+
+
 class ShardWriters:
     """Writable handles on shards, in this process. Message `num` lives in shard num % len(paths)."""
 
@@ -55,7 +61,7 @@ class ShardWriters:
         flags = 0 if sync else xapian.DB_NO_SYNC
         self.dbs = [open_checked(p, writable=True, flags=flags) for p in paths]  # created only by create_shards
         self.changed = 0  # documents whose keywords/labels changed since the last commit
-        self.changes: dict[int, tuple[list[str], list[str]]] = {}  # num -> new (keywords, labels), for the journal
+        self.changes: dict[int, VolatileState] = {}  # num -> its new state, for the journal
 
     def shard_of(self, num: int) -> xapian.WritableDatabase:
         return self.dbs[num % self.count]
@@ -72,7 +78,7 @@ class ShardWriters:
             doc.add_boolean_term("L" + label)
         self.shard_of(num).replace_document(num, doc)
         if keywords or labels:
-            self.changes[num] = (sorted(keywords), sorted(labels))
+            self.changes[num] = VolatileState(num, sorted(keywords), sorted(labels))
 
     def get(self, num: int) -> xapian.Document | None:
         try:
@@ -80,30 +86,23 @@ class ShardWriters:
         except xapian.DocNotFoundError:
             return None
 
-    def update_volatile(self, num: int, *, set_kw=None, set_labels=None,
-                        add_kw=(), remove_kw=(), add_labels=(), remove_labels=()) -> bool:
-        """Change a document's keywords/labels (set_* replace the whole set); True when anything changed."""
+    def update_volatile(self, num: int, change: VolatileChange) -> bool:
+        """Change a document's keywords/labels; True when anything changed."""
         doc = self.get(num)
         if doc is None:
             return False
         kws, labels = volatile_of(doc)
-        new_kws = set(set_kw) if set_kw is not None else set(kws)
-        new_kws = (new_kws | set(add_kw)) - set(remove_kw)
-        new_labels = set(set_labels) if set_labels is not None else set(labels)
-        new_labels = (new_labels | set(add_labels)) - set(remove_labels)
+        new_kws, new_labels = change.apply(kws, labels)
         if new_kws == kws and new_labels == labels:
             return False
-        for kw in kws - new_kws:
-            doc.remove_term("K" + kw)
-        for kw in new_kws - kws:
-            doc.add_boolean_term("K" + kw)
-        for label in labels - new_labels:
-            doc.remove_term("L" + label)
-        for label in new_labels - labels:
-            doc.add_boolean_term("L" + label)
+        for prefix, old, new in (("K", kws, new_kws), ("L", labels, new_labels)):
+            for word in old - new:
+                doc.remove_term(prefix + word)
+            for word in new - old:
+                doc.add_boolean_term(prefix + word)
         self.shard_of(num).replace_document(num, doc)
         self.changed += 1
-        self.changes[num] = (sorted(new_kws), sorted(new_labels))
+        self.changes[num] = VolatileState(num, sorted(new_kws), sorted(new_labels))
         return True
 
     def delete(self, num: int) -> None:
@@ -113,9 +112,9 @@ class ShardWriters:
             pass
         self.changes.pop(num, None)
 
-    def take_changes(self) -> list[tuple[int, list[str], list[str]]]:
-        """Keyword/label states set since the last call: (num, keywords, labels)."""
-        out = [(num, kw, labels) for num, (kw, labels) in self.changes.items()]
+    def take_changes(self) -> list[VolatileState]:
+        """Keyword/label states set since the last call."""
+        out = list(self.changes.values())
         self.changes = {}
         return out
 
@@ -146,8 +145,61 @@ class ShardWriters:
 
 
 # -- one writer process per shard ----------------------------------------------
+# The parent sends typed requests; only Commit, TakeChanges and Close are answered (the others
+# are streamed, and an error is reported at the next answer).
 
-_REPLIES = ("commit", "close", "take_changes")  # operations whose result the parent waits for
+class Add(msgspec.Struct, tag=True):
+    num: int
+    doc: bytes
+    tid: int
+    keywords: frozenset[str]
+    labels: frozenset[str]
+
+
+class Change(msgspec.Struct, tag=True):
+    num: int
+    change: VolatileChange
+
+
+class Delete(msgspec.Struct, tag=True):
+    num: int
+
+
+class MergeTerms(msgspec.Struct, tag=True):
+    num: int
+    extra: bytes
+
+
+class Commit(msgspec.Struct, tag=True):
+    pass
+
+
+class TakeChanges(msgspec.Struct, tag=True):
+    pass
+
+
+class Close(msgspec.Struct, tag=True):
+    pass
+
+
+class Abort(msgspec.Struct, tag=True):
+    pass
+
+
+Request = Add | Change | Delete | MergeTerms | Commit | TakeChanges | Close | Abort
+
+
+class Reply(msgspec.Struct):
+    ok: bool
+    kind: str = ""  # when not ok: "damaged", "full" or "io" (which LeiStoreError to raise)
+    message: str = ""
+    changed: int = 0  # Commit: documents whose keywords/labels changed
+    changes: list[VolatileState] = []  # TakeChanges
+
+
+_requests = msgspec.msgpack.Decoder(Request)
+_replies = msgspec.msgpack.Decoder(Reply)
+_encode = msgspec.msgpack.encode
 
 
 def _kind(e: Exception) -> str:
@@ -160,14 +212,35 @@ def _kind(e: Exception) -> str:
     return "full" if is_disk_full(str(e)) else "io"
 
 
-def _error(kind: str, message: str) -> Exception:
+def _error(reply: Reply) -> Exception:
     from lei_store.errors import DamagedStoreError, DiskFullError
 
-    return {"damaged": DamagedStoreError, "full": DiskFullError}.get(kind, StorageError)(message)
+    return {"damaged": DamagedStoreError, "full": DiskFullError}.get(reply.kind, StorageError)(reply.message)
+
+
+def _apply(writer: ShardWriters, req: Request) -> Reply | None:
+    """Carry out one request; the reply the parent waits for, if it waits."""
+    match req:
+        case Add(num, doc, tid, keywords, labels):
+            writer.add(num, doc, tid, keywords, labels)
+        case Change(num, change):
+            writer.update_volatile(num, change)
+        case Delete(num):
+            writer.delete(num)
+        case MergeTerms(num, extra):
+            writer.merge_terms(num, extra)
+        case Commit():
+            return Reply(True, changed=writer.commit())
+        case TakeChanges():
+            return Reply(True, changes=writer.take_changes())
+        case Close():
+            writer.close()
+            return Reply(True)
+    return None
 
 
 def _serve(path: Path, sync: bool, conn, parent: int) -> None:
-    """Child process: apply the parent's operations to one shard until told to close."""
+    """Child process: apply the parent's requests to one shard until told to close."""
     import os
 
     from lei_store.write.children import die_with_parent
@@ -176,27 +249,27 @@ def _serve(path: Path, sync: bool, conn, parent: int) -> None:
     try:
         writer = ShardWriters([path], sync=sync)
     except Exception as e:  # reported to the parent at its next exchange, never as a traceback here
-        conn.send_bytes(msgspec.msgpack.encode(["error", _kind(e), str(e) if _kind(e) == "damaged" else
-                                                f"{path}: {type(e).__name__}: {e}"]))
+        kind = _kind(e)
+        conn.send_bytes(_encode(Reply(False, kind, str(e) if kind == "damaged" else f"{path}: {type(e).__name__}: {e}")))
         os._exit(1)
-    # Every way out but "close" is os._exit: letting `writer` be destroyed would commit the
+    # Every way out but Close is os._exit: letting `writer` be destroyed would commit the
     # uncommitted (unjournaled) changes, and on a full disk that commit throws from a C++
     # destructor, which aborts the process with a second line on stderr.
     while True:
         while not conn.poll(5):
             if os.getppid() != parent:  # the writer is gone: release the shard's lock
                 os._exit(0)
-        op, args, kwargs = msgspec.msgpack.decode(conn.recv_bytes())
-        if op == "abort":
+        req = _requests.decode(conn.recv_bytes())
+        if isinstance(req, Abort):
             os._exit(0)
         try:
-            result = getattr(writer, op)(*args, **kwargs)
-        except Exception as e:  # reported at the next commit: the parent decides
-            conn.send_bytes(msgspec.msgpack.encode(["error", _kind(e), f"{path}: {type(e).__name__}: {e}"]))
+            reply = _apply(writer, req)
+        except Exception as e:  # reported at the next answer: the parent decides
+            conn.send_bytes(_encode(Reply(False, _kind(e), f"{path}: {type(e).__name__}: {e}")))
             os._exit(1)
-        if op in _REPLIES:
-            conn.send_bytes(msgspec.msgpack.encode(["ok", "", result]))
-            if op == "close":
+        if reply is not None:
+            conn.send_bytes(_encode(reply))
+            if isinstance(req, Close):
                 return
 
 
@@ -220,60 +293,53 @@ class ShardProcesses:
             self._conns.append(parent)
             self._procs.append(proc)
 
-    def _send(self, num: int | None, op: str, *args, **kwargs) -> None:
-        conns = self._conns if num is None else [self._conns[num % self.count]]
-        for conn in conns:
+    def _send(self, num: int | None, req: Request) -> None:
+        data = _encode(req)
+        for conn in self._conns if num is None else [self._conns[num % self.count]]:
             try:
-                conn.send_bytes(msgspec.msgpack.encode([op, args, kwargs]))
+                conn.send_bytes(data)
             except (BrokenPipeError, OSError):
-                _status, kind, message = self._reply(conn)
-                raise _error(kind, message) from None
+                raise _error(self._reply(conn)) from None
 
-    def _reply(self, conn) -> list:
+    def _reply(self, conn) -> Reply:
         try:
-            return msgspec.msgpack.decode(conn.recv_bytes())
+            return _replies.decode(conn.recv_bytes())
         except (EOFError, OSError):
-            return ["error", "io", "a Xapian shard writer died"]
+            return Reply(False, "io", "a Xapian shard writer died")
 
-    def _gather(self) -> list:
-        results = []
-        for conn in self._conns:
-            status, kind, result = self._reply(conn)
-            if status != "ok":
-                raise _error(kind, result)
-            results.append(result)
-        return results
+    def _gather(self) -> list[Reply]:
+        replies = [self._reply(conn) for conn in self._conns]
+        for reply in replies:
+            if not reply.ok:
+                raise _error(reply)
+        return replies
 
     def add(self, num: int, doc: bytes, tid: int, keywords=frozenset(), labels=frozenset()) -> None:
-        self._send(num, "add", num, doc, tid, sorted(keywords), sorted(labels))
+        self._send(num, Add(num, doc, tid, frozenset(keywords), frozenset(labels)))
 
-    def update_volatile(self, num: int, *, set_kw=None, set_labels=None,
-                        add_kw=(), remove_kw=(), add_labels=(), remove_labels=()):
-        self._send(num, "update_volatile", num, set_kw=None if set_kw is None else sorted(set_kw),
-                   set_labels=None if set_labels is None else sorted(set_labels),
-                   add_kw=sorted(add_kw), remove_kw=sorted(remove_kw),
-                   add_labels=sorted(add_labels), remove_labels=sorted(remove_labels))
+    def update_volatile(self, num: int, change: VolatileChange) -> None:
+        self._send(num, Change(num, change))
 
     def delete(self, num: int) -> None:
-        self._send(num, "delete", num)
+        self._send(num, Delete(num))
 
-    def take_changes(self) -> list[tuple[int, list[str], list[str]]]:
-        self._send(None, "take_changes")
-        return [tuple(c) for part in self._gather() for c in part]
+    def take_changes(self) -> list[VolatileState]:
+        self._send(None, TakeChanges())
+        return [c for reply in self._gather() for c in reply.changes]
 
     def merge_terms(self, num: int, extra: bytes) -> None:
         if extra:
-            self._send(num, "merge_terms", num, extra)
+            self._send(num, MergeTerms(num, extra))
 
     def commit(self) -> int:
-        self._send(None, "commit")
-        return sum(self._gather())
+        self._send(None, Commit())
+        return sum(reply.changed for reply in self._gather())
 
     def abort(self) -> None:
         """Drop every uncommitted change: the writers exit without committing (the batch failed)."""
         for conn in self._conns:
             try:
-                conn.send_bytes(msgspec.msgpack.encode(["abort", [], {}]))
+                conn.send_bytes(_encode(Abort()))
             except OSError:
                 pass
         self._join()
@@ -282,7 +348,7 @@ class ShardProcesses:
         if not any(p.is_alive() for p in self._procs):
             return  # aborted (or died): nothing to close
         try:
-            self._send(None, "close")
+            self._send(None, Close())
             self._gather()
         finally:
             self._join()
