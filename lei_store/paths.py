@@ -111,6 +111,10 @@ class Layout(NamedTuple):
     def writer_lock(self) -> Path:
         return self.root / "ei.lock"
 
+    def alternates(self) -> str:
+        """What ALL.git/objects/info/alternates must say: every epoch, newest first (§2.6)."""
+        return "".join(f"../../local/{n}.git/objects\n" for n in reversed(self.epoch_numbers()))
+
     def epoch_numbers(self) -> list[int]:
         """Existing epochs, ascending."""
         if not self.local.is_dir():

@@ -448,6 +448,7 @@ def parser_for(command: str | None) -> argparse.ArgumentParser:
 
 def _parser(only: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; with ONLY, just that subcommand is built (q start-up time counts)."""
+    from lei_store.read import choices
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--store", metavar="DIR",
                         help="the store directory (default: lei's, from leistore.dir or $XDG_DATA_HOME/lei/store)")
@@ -490,15 +491,14 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
                        "d: dt: rt: z:, AND OR NOT + - \"phrases\" and trailing* wildcards.")
     s.add_argument("query", nargs="*", metavar="TERM")
     s.add_argument("-f", "--format", default="json",
-                   choices=["json", "jsonl", "ldjson", "ndjson", "concatjson", "text", "summary",
-                            "maildir", "mboxrd", "mboxo", "mboxcl", "mboxcl2"])
+                   choices=choices.Q_FORMATS)
     s.add_argument("-o", "--output", metavar="DEST", help="write messages to a Maildir (DIR, maildir:DIR) "
                    "or mbox (mboxrd:FILE, mboxcl2:FILE, ...)")
     s.add_argument("-a", "--augment", action="store_true", help="add to DEST instead of replacing what an earlier q -o wrote there")
     s.add_argument("--pretty", action="store_true", help="indented JSON")
     s.add_argument("-t", "--threads", action="store_true", help="whole threads of the matches")
-    s.add_argument("-d", "--dedupe", default="content", choices=["content", "oid", "mid", "none"])
-    s.add_argument("-s", "--sort", default="received", choices=["received", "relevance", "docid"])
+    s.add_argument("-d", "--dedupe", default="content", choices=choices.DEDUPES)
+    s.add_argument("-s", "--sort", default="received", choices=choices.SORTS)
     s.add_argument("-r", "--reverse", action="store_true")
     s.add_argument("-n", "--limit", type=int, default=10000)
     s.add_argument("--offset", type=int, default=0)
@@ -509,7 +509,7 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
                        description="Print messages given as <Message-ID>, mid:ID or blob:OID, with comment "
                        "lines for their blob, keywords and labels (or as JSON).")
     s.add_argument("ids", nargs="+", metavar="ID")
-    s.add_argument("-f", "--format", default="text", choices=["text", "json", "jsonl", "ldjson", "ndjson", "concatjson"])
+    s.add_argument("-f", "--format", default="text", choices=("text",) + choices.JSON_FORMATS)
     s.add_argument("--pretty", action="store_true")
     s.set_defaults(func=cmd_lcat)
 

@@ -69,7 +69,7 @@ class BlobReader:
         from lei_store.sqlite import connect_ro
 
         from lei_store.sources import DEFAULT_MAX_SIZE
-        from lei_store.sources.maildir import read_file
+        from lei_store.sources.maildir import read_file, subdirs_for
 
         if not self.layout.mail_sync.exists():
             return None
@@ -84,7 +84,7 @@ class BlobReader:
             name = bytes(name).decode("utf-8", "surrogateescape")
             if not loc.startswith("maildir:"):
                 continue
-            for sub in (("cur", "new") if ":2," in name else ("new", "cur")):
+            for sub in subdirs_for(name):
                 try:
                     data = read_file(os.path.join(loc[8:], sub, name), DEFAULT_MAX_SIZE)
                 except OSError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from contextlib import ExitStack
 from pathlib import Path
+from typing import NamedTuple
 
 from lei_store.errors import DamagedStoreError
 from lei_store.locks import locked
@@ -23,6 +24,15 @@ def _b(s: str | bytes) -> bytes:
 def maildir_loc(path: Path) -> str:
     """The folder location lei records for a Maildir: maildir:/abs/path (no trailing slash)."""
     return "maildir:" + str(Path(path).absolute()).rstrip("/")
+
+
+class MaildirCopy(NamedTuple):
+    """A synced Maildir file: the folder's id, its path, the file's basename, the blob it holds."""
+
+    fid: int
+    maildir: str
+    name: bytes
+    oidbin: bytes
 
 
 class MailSync:
@@ -102,8 +112,8 @@ class MailSync:
         self.db.execute("UPDATE OR REPLACE blob2name SET name = ? WHERE fid = ? AND name = ?",
                         (_b(new), fid, _b(old)))
 
-    def maildir_copies(self, oidbins: list[bytes]) -> list[tuple[int, str, bytes, bytes]]:
-        """(fid, Maildir path, name, oidbin) of every synced Maildir file holding one of these blobs."""
+    def maildir_copies(self, oidbins: list[bytes]) -> list[MaildirCopy]:
+        """Every synced Maildir file holding one of these blobs."""
         out = []
         for i in range(0, len(oidbins), 500):
             part = oidbins[i:i + 500]
@@ -112,7 +122,7 @@ class MailSync:
             for fid, loc, name, oid in self.db.execute(q, part):
                 loc = bytes(loc).decode("utf-8", "surrogateescape")
                 if loc.startswith("maildir:"):
-                    out.append((fid, loc[8:], bytes(name), bytes(oid)))
+                    out.append(MaildirCopy(fid, loc[8:], bytes(name), bytes(oid)))
         return out
 
     # -- IMAP UIDs ------------------------------------------------------

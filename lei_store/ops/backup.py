@@ -68,19 +68,48 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+class EpochEntry(msgspec.Struct):
+    """One epoch in MANIFEST.json."""
+
+    n: int
+    branch: str
+    tip: str | None  # None: an empty epoch (git will not bundle one; restore recreates it empty)
+    commits: int = 0
+    bundle: str | None = None  # the member holding its bundle
+    sha256: str | None = None
+
+
+class Manifest(msgspec.Struct):
+    """MANIFEST.json, the backup's first member."""
+
+    format: str
+    version: int
+    created: int
+    shards: int = 0
+    epochs: list[EpochEntry] = []
+    files: dict[str, str] = {}  # SQLite member -> sha256
+    journal_entries: int = 0
+    sync_folders: int = 0
+
+    def members(self) -> dict[str, str]:
+        """Member name -> sha256, for every member it promises."""
+        want = {e.bundle: e.sha256 for e in self.epochs if e.bundle and e.sha256}
+        want.update(self.files)
+        return want
+
+
 # -- backup ------------------------------------------------------------------
 
-def _bundle_epoch(repo: Path, n: int, stage: Path) -> dict:
+def _bundle_epoch(repo: Path, n: int, stage: Path) -> EpochEntry:
     """Bundle one epoch into STAGE; its manifest entry."""
     branch = _git(repo, "symbolic-ref", "--short", "HEAD")
-    tip = epochs.read_ref(repo, branch)
-    entry = {"n": n, "branch": branch, "tip": tip, "commits": 0, "bundle": None, "sha256": None}
-    if tip is None:
-        return entry  # git refuses to bundle an empty repo; restore recreates it empty
-    member = f"epochs/{n}.bundle"
-    _git(repo, "bundle", "create", "--quiet", str(stage / member), "--all")
-    entry.update(commits=int(_git(repo, "rev-list", "--count", "--all")),
-                 bundle=member, sha256=_sha256(stage / member))
+    entry = EpochEntry(n, branch, epochs.read_ref(repo, branch))
+    if entry.tip is None:
+        return entry
+    entry.bundle = f"epochs/{n}.bundle"
+    _git(repo, "bundle", "create", "--quiet", str(stage / entry.bundle), "--all")
+    entry.commits = int(_git(repo, "rev-list", "--count", "--all"))
+    entry.sha256 = _sha256(stage / entry.bundle)
     return entry
 
 
@@ -102,30 +131,27 @@ def _refuse_damage(lay: Layout) -> None:
                                         "`lei-store fsck --repair` rebuilds it")
 
 
-def _snapshot(lay: Layout, stage: Path) -> dict:
+def _snapshot(lay: Layout, stage: Path) -> Manifest:
     """Bundles and database copies in STAGE, taken while no writer runs; the manifest."""
     _refuse_damage(lay)
     (stage / "epochs").mkdir()
-    manifest = {"format": FORMAT, "version": VERSION, "created": int(time.time()),
-                "shards": lay.shard_count(), "epochs": [], "files": {}}
-    for n in lay.epoch_numbers():
-        manifest["epochs"].append(_bundle_epoch(lay.epoch(n), n, stage))
+    manifest = Manifest(FORMAT, VERSION, int(time.time()), lay.shard_count())
+    manifest.epochs = [_bundle_epoch(lay.epoch(n), n, stage) for n in lay.epoch_numbers()]
     for name in SQLITE_FILES:
         src = lay.root / name
         if src.exists():
             sqlite.copy(src, stage / name)
-            manifest["files"][name] = _sha256(stage / name)
-    manifest["journal_entries"] = sqlite.count(stage / "journal.sqlite3", "SELECT count(*) FROM volatile") \
-        if "journal.sqlite3" in manifest["files"] else 0
-    manifest["sync_folders"] = sqlite.count(stage / "mail_sync.sqlite3", "SELECT count(*) FROM folders") \
-        if "mail_sync.sqlite3" in manifest["files"] else 0
+            manifest.files[name] = _sha256(stage / name)
+    if "journal.sqlite3" in manifest.files:
+        manifest.journal_entries = sqlite.count(stage / "journal.sqlite3", "SELECT count(*) FROM volatile")
+    if "mail_sync.sqlite3" in manifest.files:
+        manifest.sync_folders = sqlite.count(stage / "mail_sync.sqlite3", "SELECT count(*) FROM folders")
     return manifest
 
 
-def _write_tar(stage: Path, manifest: dict, tmp: Path) -> None:
-    (stage / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    members = ["MANIFEST.json"] + [e["bundle"] for e in manifest["epochs"] if e["bundle"]] \
-        + list(manifest["files"])
+def _write_tar(stage: Path, manifest: Manifest, tmp: Path) -> None:
+    (stage / "MANIFEST.json").write_bytes(msgspec.json.format(msgspec.json.encode(manifest), indent=1) + b"\n")
+    members = ["MANIFEST.json"] + list(manifest.members())
     with open(tmp, "xb") as raw:  # a name of our own: never truncates someone else's file
         with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for name in members:
@@ -172,9 +198,9 @@ def backup(root: Path, file: Path, *, lock_timeout: float | None = None) -> Back
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-    return BackupStats(file=str(file), store=str(lay.root), epochs=len(manifest["epochs"]),
-                       commits=sum(e["commits"] for e in manifest["epochs"]),
-                       journal_entries=manifest["journal_entries"], sync_folders=manifest["sync_folders"],
+    return BackupStats(file=str(file), store=str(lay.root), epochs=len(manifest.epochs),
+                       commits=sum(e.commits for e in manifest.epochs),
+                       journal_entries=manifest.journal_entries, sync_folders=manifest.sync_folders,
                        bytes=file.stat().st_size, seconds=time.monotonic() - started)
 
 
@@ -194,28 +220,25 @@ def _manifest_of(tar: tarfile.TarFile, file: Path) -> dict:
     return manifest
 
 
-def _read_manifest(tar: tarfile.TarFile, file: Path) -> dict:
+def _read_manifest(tar: tarfile.TarFile, file: Path) -> Manifest:
+    """The manifest of a backup this version restores, checked field by field."""
     manifest = _manifest_of(tar, file)
     if manifest.get("version") != VERSION:
         raise InputError(f"{file}: backup format version {manifest.get('version')} is not supported "
                          f"(this lei-store reads version {VERSION})")
-    return manifest
+    try:
+        return msgspec.convert(manifest, Manifest)
+    except msgspec.ValidationError as e:
+        raise InputError(f"{file}: not a lei-store backup (MANIFEST.json: {e})") from None
 
 
-def _expected_members(manifest: dict) -> dict[str, str]:
-    """Member name -> sha256, for every member the manifest promises."""
-    want = {e["bundle"]: e["sha256"] for e in manifest["epochs"] if e.get("bundle")}
-    want.update(manifest.get("files", {}))
-    return want
-
-
-def _unpack(file: Path, into: Path) -> dict:
+def _unpack(file: Path, into: Path) -> Manifest:
     """Check FILE whole (manifest, every member present and intact) and unpack it into INTO."""
     manifest = None
     try:
         with tarfile.open(file, mode="r:") as tar:
             manifest = _read_manifest(tar, file)
-            want = _expected_members(manifest)
+            want = manifest.members()
             for member in tar:  # iteration starts over at the first member
                 if member.name == "MANIFEST.json":
                     continue
@@ -238,18 +261,18 @@ def _unpack(file: Path, into: Path) -> dict:
     return manifest
 
 
-def _restore_epoch(lay: Layout, entry: dict, unpacked: Path) -> None:
-    repo = lay.epoch(int(entry["n"]))
-    epochs.init_bare(repo, entry["branch"], epoch=True)
-    if not entry.get("bundle"):
+def _restore_epoch(lay: Layout, entry: EpochEntry, unpacked: Path) -> None:
+    repo = lay.epoch(entry.n)
+    epochs.init_bare(repo, entry.branch, epoch=True)
+    if not entry.bundle:
         return
-    bundle = unpacked / entry["bundle"]
+    bundle = unpacked / entry.bundle
     _git(repo, "bundle", "verify", "--quiet", str(bundle))
     _git(repo, "fetch", "--quiet", "--update-head-ok", str(bundle), "refs/*:refs/*")
     (repo / "FETCH_HEAD").unlink(missing_ok=True)  # not part of the store's layout
-    tip = epochs.read_ref(repo, entry["branch"])
-    if tip != entry["tip"]:
-        raise StorageError(f"epoch {entry['n']}: restored tip {tip} is not the backup's {entry['tip']}")
+    tip = epochs.read_ref(repo, entry.branch)
+    if tip != entry.tip:
+        raise StorageError(f"epoch {entry.n}: restored tip {tip} is not the backup's {entry.tip}")
 
 
 def _place_sqlite(lay: Layout, name: str, unpacked: Path) -> None:
@@ -283,21 +306,21 @@ def restore(file: Path, dest: Path, *, jobs: int | None = None) -> BackupStats:
         unpacked.mkdir()
         try:
             manifest = _unpack(file, unpacked)
-            lay = Store.create(built, shards=manifest.get("shards") or None).layout
-            for entry in manifest["epochs"]:
+            lay = Store.create(built, shards=manifest.shards or None).layout
+            for entry in manifest.epochs:
                 _restore_epoch(lay, entry, unpacked)
             epochs.update_alternates(lay)
-            for name in manifest["files"]:
+            for name in manifest.files:
                 _place_sqlite(lay, name, unpacked)
             shutil.rmtree(unpacked)  # free the space before the index is built
-            indexed = reindex(built, shards=manifest.get("shards") or None, jobs=jobs)
+            indexed = reindex(built, shards=manifest.shards or None, jobs=jobs)
         except OSError as e:
             raise from_os_error(e, f"cannot restore into {dest}") from None
         _check_dest(dest)  # nobody filled it meanwhile
         os.replace(built, dest)  # replaces an empty directory too
-    return BackupStats(file=str(file), store=str(dest), epochs=len(manifest["epochs"]),
-                       commits=sum(e["commits"] for e in manifest["epochs"]),
-                       journal_entries=manifest.get("journal_entries", 0),
-                       sync_folders=manifest.get("sync_folders", 0), messages=indexed.messages,
+    return BackupStats(file=str(file), store=str(dest), epochs=len(manifest.epochs),
+                       commits=sum(e.commits for e in manifest.epochs),
+                       journal_entries=manifest.journal_entries,
+                       sync_folders=manifest.sync_folders, messages=indexed.messages,
                        bytes=file.stat().st_size, seconds=time.monotonic() - started)
 

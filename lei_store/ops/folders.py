@@ -14,8 +14,9 @@ from pathlib import Path
 import msgspec
 
 from lei_store.errors import InputError
-from lei_store.disk.mailsync import MailSync, maildir_loc
+from lei_store.disk.mailsync import MaildirCopy, MailSync, maildir_loc
 from lei_store.paths import Layout
+from lei_store.sources import maildir
 
 
 class FolderStats(msgspec.Struct):
@@ -71,30 +72,16 @@ def forget(sync: MailSync, specs: list[str]) -> list[str]:
     return gone
 
 
-def _maildir_names(path: str) -> dict[str, str]:
-    """basename -> subdirectory for every file of a Maildir."""
-    names = {}
-    for sub in ("new", "cur"):
-        try:
-            for name in os.listdir(os.path.join(path, sub)):
-                if not name.startswith("."):
-                    names[name] = sub
-        except FileNotFoundError:
-            pass
-    return names
-
-
 def refresh_maildir(sync: MailSync, fid: int, loc: str, held) -> FolderStats:
     """Rows for vanished files go; files the store holds (by blob OID) but that have no row get one."""
     from lei_store.disk.blobs import git_oid
     from lei_store.sources import DEFAULT_MAX_SIZE
-    from lei_store.sources.maildir import read_file
 
     stats = FolderStats(loc)
     path = loc[len("maildir:"):]
     if not os.path.isdir(path):
         raise InputError(f"{path}: the Maildir no longer exists (forget it with forget-mail-sync)")
-    on_disk = _maildir_names(path)
+    on_disk = maildir.names(path)
     known = sync.names(fid)
     for name in known:
         if name.decode("utf-8", "surrogateescape") not in on_disk:
@@ -104,7 +91,7 @@ def refresh_maildir(sync: MailSync, fid: int, loc: str, held) -> FolderStats:
         if name.encode("utf-8", "surrogateescape") in known:
             continue
         try:
-            data = read_file(os.path.join(path, sub, name), DEFAULT_MAX_SIZE)
+            data = maildir.read_file(os.path.join(path, sub, name), DEFAULT_MAX_SIZE)
         except OSError:
             continue
         if isinstance(data, str):  # not a message file (a FIFO, a symlink, unreadable, too large)
@@ -183,7 +170,7 @@ def export_kw(layout: Layout, specs: list[str] | None, *, where: str | None = No
                     stats.exported = export_imap(session, sync.uids(fid), kw_of, merge=mode == "merge")
             else:
                 path = loc[len("maildir:"):]
-                copies = [(fid, path, name, oid) for name, oid in sync.names(fid).items()]
+                copies = [MaildirCopy(fid, path, name, oid) for name, oid in sync.names(fid).items()]
                 stats.exported = export_maildir_copies(sync, copies, kw_of, merge=mode == "merge")
             sync.commit()
             out.append(stats)

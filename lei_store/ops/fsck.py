@@ -118,10 +118,10 @@ def _git(repo: Path, *args: str):
     return git.run(repo, *args)
 
 
-def _check_alternates(layout: Layout, nums: list[int], f: _Findings) -> None:
+def _check_alternates(layout: Layout, f: _Findings) -> None:
     """ALL.git must list every epoch, newest first (§2.6): readers find blobs only through it."""
     path = layout.all_git / "objects" / "info" / "alternates"
-    want = "".join(f"../../local/{n}.git/objects\n" for n in reversed(nums))
+    want = layout.alternates()
     try:
         have = path.read_text()
     except (OSError, UnicodeDecodeError):
@@ -212,7 +212,7 @@ def _check_git(layout: Layout, f: _Findings, quick: bool) -> _Git:
     state = _Git()
     nums = layout.epoch_numbers()
     f.count("epochs", len(nums))
-    _check_alternates(layout, nums, f)
+    _check_alternates(layout, f)
     for n in nums:  # epoch order, then commit order: a later d undoes an earlier m
         repo, where = layout.epoch(n), f"local/{n}.git"
         branches = _branches(repo, where, f)

@@ -17,9 +17,7 @@ from lei_store.errors import InputError
 from lei_store.mail.keywords import maildir_flags
 from lei_store.read.search import Hit
 
-JSON_FORMATS = ("json", "jsonl", "ldjson", "ndjson", "concatjson")
-MAIL_FORMATS = ("maildir", "mboxrd", "mboxo", "mboxcl", "mboxcl2")
-TEXT_FORMATS = ("text", "summary")
+from lei_store.read.choices import JSON_FORMATS, MAIL_FORMATS, TEXT_FORMATS  # noqa: F401 (the library's names)
 
 _enc = msgspec.json.Encoder()
 

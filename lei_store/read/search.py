@@ -19,8 +19,7 @@ from lei_store.errors import QueryError
 from lei_store.disk.over import Over, OverRow
 from lei_store.paths import Layout
 
-SORTS = ("received", "relevance", "docid")
-DEDUPES = ("content", "oid", "mid", "none")
+from lei_store.read.choices import DEDUPES, SORTS  # noqa: F401 (the library's names)
 
 
 class Result(msgspec.Struct, omit_defaults=True, kw_only=True):

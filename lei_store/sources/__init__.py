@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Iterator
 
 from lei_store.errors import InputError, UnknownFormatError
-from lei_store.sources.items import DEFAULT_MAX_SIZE, Item, ReadOptions
+from lei_store.sources.items import DEFAULT_MAX_SIZE, MBOX_FORMATS, Item, ReadOptions
 
 __all__ = ["DEFAULT_MAX_SIZE", "FORMATS", "Item", "MBOX_FORMATS", "ReadOptions", "Source", "read_source",
            "resolve"]
 
-MBOX_FORMATS = ("mboxrd", "mboxo", "mboxcl", "mboxcl2")
 FORMATS = ("maildir", "eml") + MBOX_FORMATS
 @dataclass(frozen=True)
 class Source:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
 from lei_store.errors import InputError
-from lei_store.mail.keywords import maildir_keywords
+from lei_store.mail.keywords import maildir_flags, maildir_keywords
 from lei_store.sources.items import Item, ReadOptions
 
 SUBDIRS = ("new", "cur")
@@ -35,12 +35,86 @@ def check_maildir(path: Path, spec: str) -> None:
         raise InputError(f"{spec}: not a Maildir (no cur/ or new/ directory in it)")
 
 
-def _flags(name: str) -> str | None:
+# -- names: BASE[:2,FLAGS] (https://cr.yp.to/proto/maildir.html) --------------------------
+
+def info_letters(name: str) -> str | None:
     """The info letters of a basename, '' when it has none, None when the suffix is foreign."""
     if ":" not in name:
         return ""
     info = name.split(":", 1)[1]
     return info[2:] if info.startswith("2,") and info[2:].isalpha() or info == "2," else None
+
+
+def base_name(name: str) -> str:
+    """The part of a basename that never changes (flags come and go after the colon)."""
+    return name.partition(":")[0]
+
+
+def name_for(name: str, keywords: Iterable[str], *, merge: bool = False) -> str:
+    """The basename a file should have for these keywords; merge keeps flags it already has."""
+    old = info_letters(name) or ""
+    kws = set(keywords) | (set(maildir_keywords(old)) if merge else set())
+    return f"{base_name(name)}:2,{maildir_flags(kws, keep=old)}"
+
+
+def subdirs_for(name: str) -> tuple[str, str]:
+    """Where to look for a file first: a name with flags was last seen in cur/, one without in new/."""
+    return ("cur", "new") if ":2," in name else ("new", "cur")
+
+
+def names(path: str) -> dict[str, str]:
+    """basename -> subdirectory for every file of a Maildir (dotfiles left out)."""
+    found = {}
+    for sub in SUBDIRS:
+        try:
+            for name in os.listdir(os.path.join(path, sub)):
+                if not name.startswith("."):
+                    found[name] = sub
+        except FileNotFoundError:
+            pass
+    return found
+
+
+# -- renames: the only change ever made to a user's Maildir ---------------------------------
+
+GONE = object()  # the file is no longer there under any subdirectory
+
+
+def _move(src: str, dst: str) -> None:
+    """Rename without ever replacing an existing file (link+unlink; rename where links fail)."""
+    try:
+        os.link(src, dst)
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP):
+            raise
+        if os.path.lexists(dst):
+            raise FileExistsError(errno.EEXIST, "exists", dst) from None
+        os.rename(src, dst)
+        return
+    os.unlink(src)
+
+
+def rename(maildir: str, name: str, new_name: str):
+    """Move the file called NAME (in cur/ or new/) to cur/NEW_NAME.
+
+    Returns the name it has afterwards: NEW_NAME, NAME when another file already
+    holds NEW_NAME, or GONE when NAME is in neither subdirectory."""
+    for sub in subdirs_for(name):
+        src = os.path.join(maildir, sub, name)
+        dst = os.path.join(maildir, "cur", new_name)
+        if src == dst:
+            return name if os.path.exists(src) else GONE
+        try:
+            _move(src, dst)
+        except FileNotFoundError:
+            continue
+        except FileExistsError:
+            return name
+        return new_name
+    return GONE
+
+
+# -- reading -----------------------------------------------------------------------------
 
 
 def _kind(mode: int) -> str:
@@ -71,7 +145,7 @@ def list_entries(path: Path, opts: ReadOptions = ReadOptions()) -> list[Entry]:
             name = e.name
             if name.startswith(".") or name.count(":") > 1:
                 continue
-            flags = _flags(name)
+            flags = info_letters(name)
             if flags is None or "T" in flags:
                 continue
             try:

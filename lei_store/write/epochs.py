@@ -51,7 +51,7 @@ def init_bare(path: Path, branch: str, *, epoch: bool) -> None:
 def update_alternates(layout: Layout) -> None:
     """List every epoch in ALL.git's alternates, newest first; rewrite atomically on change."""
     info = layout.all_git / "objects" / "info"
-    want = "".join(f"../../local/{n}.git/objects\n" for n in reversed(layout.epoch_numbers()))
+    want = layout.alternates()
     target = info / "alternates"
     if target.exists() and target.read_text() == want:
         return
