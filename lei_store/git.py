@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Sequence
+from typing import IO, Sequence
 
 from lei_store.errors import DiskFullError, LeiStoreError, StorageError, is_disk_full
 
@@ -46,9 +46,15 @@ def ok(repo: Path | None, *args: str) -> bool:
     return run(repo, *args).returncode == 0
 
 
-def popen(repo: Path | None, *args: str, stdin=None, stderr=subprocess.PIPE) -> subprocess.Popen:
+def popen(repo: Path | None, *args: str, stdin=None, stderr=subprocess.PIPE) -> subprocess.Popen[bytes]:
     """A git process whose stdout is streamed (log, cat-file --batch, fast-import)."""
     return subprocess.Popen(command(repo, args), stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, env=env())
+
+
+def pipes(proc: subprocess.Popen[bytes]) -> tuple[IO[bytes], IO[bytes]]:
+    """The stdin and stdout of a process started with both as pipes."""
+    assert proc.stdin is not None and proc.stdout is not None
+    return proc.stdin, proc.stdout
 
 
 def first_lines(text: bytes | str, n: int = 1) -> str:

@@ -7,8 +7,8 @@ Discovery follows lei: `leistore.dir` in the lei config file, else
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 SCHEMA_VERSION = 15  # the "15" in ei15/
 
@@ -29,7 +29,7 @@ def _configured_store_dir(env) -> Path | None:
         value = pygit2.Config(str(cfg))["leistore.dir"]
     except (KeyError, pygit2.GitError):
         return None
-    return Path(os.path.expanduser(value))
+    return Path(os.path.expanduser(value)) if value else None
 
 
 def default_store_dir(env: os._Environ | dict = os.environ) -> Path:

@@ -7,7 +7,17 @@ import random
 
 import pytest
 
-from lei_store.mail.addresses import _split_plain, author_ident, json_addresses, mime_header_decode, parse_addresses, parse_groups, raw_to_text, reformat_addresses, split_addresses
+from lei_store.mail.addresses import (
+    _split_plain,
+    author_ident,
+    json_addresses,
+    mime_header_decode,
+    parse_addresses,
+    parse_groups,
+    raw_to_text,
+    reformat_addresses,
+    split_addresses,
+)
 from lei_store.mail.message import Message
 
 

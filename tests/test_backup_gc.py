@@ -8,9 +8,9 @@ import tarfile
 
 import pytest
 import xapian
-
 from conftest import run_cli, small_tmpfs
 from storecheck import over_rows
+
 from lei_store.errors import StorageError
 from lei_store.ops.gc import check_space, space_needed
 from lei_store.paths import existing_store

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import as_unprivileged_user, run_cli
 from storecheck import blob_oid, commits, git_blob, over_rows
 

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import as_unprivileged_user, run_cli
 from storecheck import blob_oid, commits, git_blob, has_blob, over_rows
 
@@ -89,7 +88,7 @@ def test_unreadable_file_and_directory_entry_skip_only_themselves(tmp_path):
                     os.chown(os.path.join(top, name), 65534, 65534)
         env = dict(os.environ, HOME=str(base))
         cmd = [*prefix, sys.executable, "-m", "lei_store", "import", "--store", str(base / "s"), str(md)]
-        for attempt in (1, 2):
+        for _attempt in (1, 2):
             r = subprocess.run(cmd, capture_output=True, env=env, cwd=base, timeout=120)
             err = r.stderr.decode()
             assert r.returncode == SKIPPED, err

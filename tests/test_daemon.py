@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, run_cli
+
 from lei_store.cli.protocol import encode_request
 
 SCRIPT = [sys.executable, str(ROOT / "lei_store" / "bin" / "lei-store")]

@@ -16,7 +16,6 @@ import time
 from email.utils import formatdate
 
 import pytest
-
 from conftest import Lei, need_lei, run_cli
 
 DAY = 86400

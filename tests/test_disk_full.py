@@ -6,7 +6,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from conftest import run_cli, small_tmpfs
 from storecheck import git_blob, over_rows, xdb
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import msgspec
 import pytest
 import xapian
-
 from conftest import run_cli
-from lei_store.ops.fsck import FsckReport, check, format_report
+
 from lei_store.disk.journal import Journal
+from lei_store.ops.fsck import FsckReport, check, format_report
 
 # What a healthy store may still show: lei's own leftovers, not damage.
 BENIGN = {"stale thread id", "sync row for unindexed blob"}

@@ -11,9 +11,8 @@ import pytest
 from dovecot import free_ports
 
 from lei_store.errors import InputError, RemoteError
-from lei_store.sources.imap import Session, approve, credentials, parse_url, reject, to_lf
 from lei_store.mail.keywords import imap_flags, imap_keywords
-
+from lei_store.sources.imap import Session, approve, credentials, parse_url, reject, to_lf
 
 LF_MSG = b"From: a@example.org\nTo: b@example.org\nSubject: one\nMessage-ID: <1@x>\n\nbody one\n"
 CRLF_MSG = b"From: a@example.org\r\nSubject: two\r\nMessage-ID: <2@x>\r\n\r\nbody two\r\n"

@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
 
 
@@ -146,8 +145,8 @@ def test_export_kw_and_refresh_mail_sync_on_imap(dovecot, sample_corpus, tmp_pat
 
 def test_dropped_connection_keeps_what_was_fetched(dovecot, sample_corpus, tmp_path):
     from lei_store.errors import RemoteError
-    from lei_store.sources import Source
     from lei_store.ops.imports import Importer
+    from lei_store.sources import Source
     from lei_store.write.store import Store
 
     netrc(dovecot)

@@ -8,10 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
-from storecheck import (blob_oid, commits, doc_terms, docid_of_blob, git_blob, over_rows, sql,
-                        xdb, xref3)
+from storecheck import blob_oid, commits, doc_terms, docid_of_blob, git_blob, over_rows, sql, xdb, xref3
 
 MSG = b"""From: Alice Example <alice@example.org>
 To: Bob <bob@example.com>

@@ -12,7 +12,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-
 from conftest import Lei, need_lei, run_cli
 from storecheck import blob_oid, doc_terms, over_rows, sql, xref3
 
@@ -54,7 +53,7 @@ def test_lei_q_by_message_id_subject_and_from(stores):
     ours, _lei, reader, _ = stores
     rows = [r for r in over_rows(ours) if r[5][6] and r[5][6].isascii() and " " not in r[5][6]][::25]
     assert len(rows) >= 10
-    for num, tid, sid, ts, ds, f in rows:
+    for *_, f in rows:
         blob, mid = f[5], f[6]
         expect = {b for b, r in rows_by_blob(ours).items() if r[5][6] == mid}
         assert lei_q(reader, f"mid:{mid}") >= expect, mid

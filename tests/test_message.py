@@ -6,8 +6,19 @@ import hashlib
 
 import pytest
 
-from lei_store.mail.message import Message, body_lines, commit_subject, crlf_bytes, overview_fields, split_message, strip_volatile_headers, lei_blob, subject_path, subject_path_of
 from lei_store.mail.charsets import b64decode_lax, find_codec, qp_decode
+from lei_store.mail.message import (
+    Message,
+    body_lines,
+    commit_subject,
+    crlf_bytes,
+    lei_blob,
+    overview_fields,
+    split_message,
+    strip_volatile_headers,
+    subject_path,
+    subject_path_of,
+)
 from lei_store.mail.mime import parse_content_type, walk
 
 H = b"From: Tess Ter <tess@example.com>\nTo: you@example.org\nDate: Mon, 2 Jan 2023 10:00:00 +0000\n"

@@ -27,10 +27,21 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from lei_store.disk.over import OverRow
 from lei_store.mail.addresses import author_ident
 from lei_store.mail.contenthash import content_hash
-from lei_store.mail.message import Message, _field_spans, body_lines, commit_subject, crlf_bytes, overview_fields, split_message, lei_blob, subject_path_of, synthetic_mid
-from lei_store.disk.over import OverRow
+from lei_store.mail.message import (
+    Message,
+    _field_spans,
+    body_lines,
+    commit_subject,
+    crlf_bytes,
+    lei_blob,
+    overview_fields,
+    split_message,
+    subject_path_of,
+    synthetic_mid,
+)
 from lei_store.read.search import Hit
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -472,7 +483,7 @@ def test_over_rows(lei):
         got = [ov.subject, ov.from_, " ".join(f"<{x}>" for x in msg.thread_refs()), ov.to, ov.cc, oid,
                msg.mid0(), str(crlf_bytes(lei.blobs[oid])), str(body_lines(msg))]
         if got != r["f"]:
-            bad.append((oid, [(g, e) for g, e in zip(got, r["f"]) if g != e]))
+            bad.append((oid, [(g, e) for g, e in zip(got, r["f"], strict=True) if g != e]))
         if (r["path"] or "") != subject_path_of(msg):
             bad.append((oid, "subject path", subject_path_of(msg), r["path"]))
         if msg.index_mids() and set(msg.index_mids()) != set(lei.mids[r["num"]]):

@@ -31,7 +31,7 @@ def _check_all(cases: list[bytes], max_unsupported: float = 0.1) -> None:
         want = list(ex.map(git_patch_id, cases))
     bad = []
     unsupported = 0
-    for data, w in zip(cases, want):
+    for data, w in zip(cases, want, strict=True):
         try:
             got = _pure(data)
         except patchid._Unsupported:

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
-from lei_store.sources.mbox import read_mbox_path
-from lei_store.mail.keywords import maildir_flags
 from storecheck import blob_oid, over_rows
+
+from lei_store.mail.keywords import maildir_flags
+from lei_store.sources.mbox import read_mbox_path
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import xapian
-
 from conftest import Lei, need_lei, run_cli
 
 STATIC_QUERIES = [

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
 
 QUERIES = [["z:1.."], ["kw:seen"], ["kw:flagged"], ["L:work"], ["L:later", "OR", "kw:draft"], ["s:btrfs"],

@@ -11,7 +11,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
 
 QUERIES = [["z:1.."], ["kw:seen"], ["L:work"], ["s:btrfs"], ["-t", "f:alice"]]

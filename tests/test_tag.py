@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, run_cli
 from storecheck import blob_oid, commits, git_blob, volatile_by_blob, wipe_volatile
 

@@ -20,8 +20,8 @@ from typing import Iterator
 
 import pytest
 import xapian
-
 from conftest import Lei, need_lei
+
 from lei_store.mail.message import Message, overview_fields
 from lei_store.mail.terms import index_copy_list_ids, index_message, new_termgenerator
 
@@ -90,7 +90,7 @@ def snapshot(db: xapian.Database, docid: int) -> Snapshot:
 _TG = new_termgenerator()
 
 
-def our_snapshot(blob: bytes, copies: list[bytes] = []) -> Snapshot:
+def our_snapshot(blob: bytes, copies: tuple[bytes, ...] = ()) -> Snapshot:
     msg = Message(blob)
     doc = xapian.Document()
     index_message(doc, msg, overview_fields(msg), _TG)

@@ -189,12 +189,14 @@ def main() -> None:
             secs, rss, size = bench_lei_store(subset(source, int(n), work / "maildir"), work, env)
             rows.append((f"lei-store ({n})", int(n), secs, rss, size))
         base = rows[0] if rows and rows[0][0] == "lei-store" else None
-        print("| tool | messages | seconds | msgs/s | peak PSS MB | store MB | lei-store faster by | memory / lei-store's |")
+        print("| tool | messages | seconds | msgs/s | peak PSS MB | store MB | lei-store faster by "
+              "| memory / lei-store's |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for tool, n, secs, rss, size in rows:
             speed = f"{(base[1] / base[2]) / (n / secs):.2f}x" if base else ""
             mem = f"{rss / base[3]:.2f}x" if base else ""
-            print(f"| {tool} | {n} | {secs:.1f} | {n / secs:.0f} | {rss / 2**20:.0f} | {size / 2**20:.0f} | {speed} | {mem} |")
+            print(f"| {tool} | {n} | {secs:.1f} | {n / secs:.0f} | {rss / 2**20:.0f} | {size / 2**20:.0f} "
+                  f"| {speed} | {mem} |")
 
 
 if __name__ == "__main__":

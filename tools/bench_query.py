@@ -92,7 +92,8 @@ def main() -> None:
         env = dict(os.environ, HOME=str(tmp / "home"), XDG_RUNTIME_DIR=str(tmp / "run"))
         (tmp / "run").mkdir(mode=0o700)
         store = tmp / "store"
-        subprocess.run([CLI, "import", "--store", str(store), "-q", str(tmp / "corpus" / "maildir")], env=env, check=True)
+        subprocess.run([CLI, "import", "--store", str(store), "-q", str(tmp / "corpus" / "maildir")],
+                       env=env, check=True)
         have_lei = shutil.which("lei") is not None
         if have_lei:
             subprocess.run(["lei", "init", str(store)], env=env, check=True, capture_output=True)

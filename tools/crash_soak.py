@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from storecheck import commits, over_rows, volatile_by_blob  # noqa: E402
 
-from lei_store.write.faults import POINTS
+from lei_store.write.faults import POINTS  # noqa: E402
 
 # which passage of each point to stop at: per-message points mid-corpus, per-batch points mid-run
 NTH = {"store-building": 1, "blob-written": 90, "over-row": 120, "xapian-doc": 60, "sync-row": 150, "keywords-set": 30,
@@ -97,7 +97,7 @@ def check_case(work: Path, corpus: Path, reference: tuple, fault: str | None = N
     if not ok:
         return False, f"fsck failed after crash codes {codes}:\n{report}"
     got = state(store)
-    for name, a, b in zip(("over blobs", "keywords/labels", "sync rows", "git commits"), got, reference):
+    for name, a, b in zip(("over blobs", "keywords/labels", "sync rows", "git commits"), got, reference, strict=True):
         if a != b:
             shown = f": {a} instead of {b}" if name == "git commits" else ""
             return False, f"{name} differ after crash codes {codes}{shown}"

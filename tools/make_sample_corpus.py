@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import base64
 import random
+from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
-from datetime import datetime, timezone, timedelta
 from pathlib import Path
 
 PEOPLE = [("Alice Example", "alice@example.org"), ("Bob Builder", "bob@example.com"),
@@ -80,7 +80,8 @@ def make_messages(count: int, seed: int) -> list[tuple[bytes, str]]:
         sender = PEOPLE[rng.randrange(len(PEOPLE))]
         to = PEOPLE[(n + 1) % len(PEOPLE)]
         topic = rng.choice(TOPICS)
-        headers = [f"Received: from mx.example.org by mail.example.com; {format_datetime(when + timedelta(seconds=40))}",
+        received = format_datetime(when + timedelta(seconds=40))
+        headers = [f"Received: from mx.example.org by mail.example.com; {received}",
                    f"From: {address(sender)}", f"To: {address(to)}"]
         kind = n % 10
         if n % 7 == 3:

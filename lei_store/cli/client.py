@@ -15,7 +15,16 @@ from __future__ import annotations
 import os
 import sys
 
-from lei_store.cli.protocol import DAEMON_COMMANDS, command_of, encode_request, is_our_socket, is_private, socket_path, wait_seconds
+from lei_store.cli.protocol import (
+    DAEMON_COMMANDS,
+    command_of,
+    encode_request,
+    is_our_socket,
+    is_private,
+    socket_path,
+    wait_seconds,
+)
+
 
 def _ask_daemon(argv: list[str]) -> int | None:
     """The command's exit code from the daemon; None when the caller must run it itself."""

@@ -96,7 +96,8 @@ def serve(path: str, idle: float = IDLE_SECONDS) -> None:
         listener.listen(64)
         signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the workers
         gc.freeze()  # workers share the preloaded objects' pages instead of copying them at each collection
-        warm_store, deaths = [], 0
+        warm_store: list[str] = []
+        deaths = 0
         while deaths < 10:
             spare, line = _spawn_worker(listener, lock, stamp, warm_store)
             ready, _, _ = select.select([line], [], [], idle)
@@ -305,6 +306,7 @@ class _ClientWatch(threading.Thread):
 
     def run(self) -> None:
         self._given.acquire()
+        assert self._conn is not None  # given by watch() before the release
         try:
             self._conn.recv(1)
         except OSError:

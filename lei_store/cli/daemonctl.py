@@ -6,8 +6,8 @@ import os
 import signal
 import time
 
-from lei_store.locks import alive, flock_holders
 from lei_store.cli.protocol import is_private
+from lei_store.locks import alive, flock_holders
 
 
 def pid_of(path: str) -> int | None:

@@ -14,7 +14,15 @@ from pathlib import Path
 import msgspec
 
 from lei_store.cli.protocol import command_of
-from lei_store.errors import EX_SOFTWARE, DamagedStoreError, DiskFullError, LeiStoreError, SkippedInputsError, from_os_error, is_disk_full
+from lei_store.errors import (
+    EX_SOFTWARE,
+    DamagedStoreError,
+    DiskFullError,
+    LeiStoreError,
+    SkippedInputsError,
+    from_os_error,
+    is_disk_full,
+)
 
 PROG = "lei-store"
 COMMANDS = ("init", "import", "q", "lcat", "tag", "rm", "ls-mail-sync", "forget-mail-sync", "refresh-mail-sync",
@@ -126,7 +134,8 @@ def _report(stats, args) -> None:
         rate = stats.messages / stats.seconds if stats.seconds else 0
         print(f"{PROG}: {stats.messages} messages read: {stats.added} new, {stats.attached} new copies, "
               f"{stats.duplicates} already stored, {stats.skipped} unchanged Maildir files skipped, "
-              f"{stats.renamed} renamed, {stats.keywords_updated} keyword updates, {stats.problems} with unparseable parts, "
+              f"{stats.renamed} renamed, {stats.keywords_updated} keyword updates, "
+              f"{stats.problems} with unparseable parts, "
               f"{stats.rejected} skipped "
               f"({stats.seconds:.1f}s, {rate:.0f} msgs/s)", file=sys.stderr)
 
@@ -153,8 +162,8 @@ def cmd_blob(args) -> int:
 
 def cmd_lcat(args) -> int:
     """Messages by Message-ID (<id>, mid:id) or blob:OID, with their keywords and labels."""
-    from lei_store.read import output
     from lei_store.disk.blobs import BlobReader
+    from lei_store.read import output
     from lei_store.read.search import Reader
 
     layout = _layout(args)
@@ -177,8 +186,8 @@ def cmd_lcat(args) -> int:
 
 
 def cmd_q(args) -> int:
-    from lei_store.read import output, query
     from lei_store.disk.blobs import BlobReader
+    from lei_store.read import output, query
     from lei_store.read.search import Reader
 
     layout = _layout(args)
@@ -300,7 +309,7 @@ def cmd_forget_mail_sync(args) -> int:
     return 0
 
 
-def _folder_report(results, args, verb: str) -> None:
+def _folder_report(results, args, verb) -> None:
     if args.json:
         _emit_json(results)
     for r in results:
@@ -494,7 +503,8 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
                    choices=choices.Q_FORMATS)
     s.add_argument("-o", "--output", metavar="DEST", help="write messages to a Maildir (DIR, maildir:DIR) "
                    "or mbox (mboxrd:FILE, mboxcl2:FILE, ...)")
-    s.add_argument("-a", "--augment", action="store_true", help="add to DEST instead of replacing what an earlier q -o wrote there")
+    s.add_argument("-a", "--augment", action="store_true",
+                   help="add to DEST instead of replacing what an earlier q -o wrote there")
     s.add_argument("--pretty", action="store_true", help="indented JSON")
     s.add_argument("-t", "--threads", action="store_true", help="whole threads of the matches")
     s.add_argument("-d", "--dedupe", default="content", choices=choices.DEDUPES)

@@ -7,6 +7,7 @@ import time
 
 
 class Progress:
+    """A progress line on stderr: done/total and rate, redrawn at most ten times a second."""
     def __init__(self, what: str, total: int | None = None, *, enabled: bool | None = None, stream=None):
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled

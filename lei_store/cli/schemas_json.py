@@ -10,11 +10,11 @@ import msgspec
 
 def schemas() -> dict[str, dict]:
     from lei_store.ops.backup import BackupStats
-    from lei_store.ops.tagging import TagStats
     from lei_store.ops.folders import FolderStats
     from lei_store.ops.fsck import FsckReport
     from lei_store.ops.gc import GcStats
     from lei_store.ops.reindex import ReindexStats
+    from lei_store.ops.tagging import TagStats
     from lei_store.read.search import Result
     from lei_store.write.writer import ImportStats
 

@@ -3,7 +3,6 @@ synced Maildir file whose bytes still hash to the OID (as `lei blob` does)."""
 
 from __future__ import annotations
 
-
 from lei_store.errors import DamagedStoreError
 from lei_store.paths import Layout
 
@@ -16,6 +15,7 @@ def git_oid(blob: bytes) -> bytes:
 
 
 class BlobReader:
+    """Reads message blobs of one store (pygit2 on ALL.git, opened on first use)."""
     def __init__(self, layout: Layout):
         self.layout = layout
         self._repo = None
@@ -66,10 +66,9 @@ class BlobReader:
     def _from_maildirs(self, oidbin: bytes) -> bytes | None:
         import os
 
-        from lei_store.sqlite import connect_ro
-
         from lei_store.sources import DEFAULT_MAX_SIZE
         from lei_store.sources.maildir import read_file, subdirs_for
+        from lei_store.sqlite import connect_ro
 
         if not self.layout.mail_sync.exists():
             return None

@@ -24,6 +24,7 @@ def mark_key(epoch: int) -> str:
 
 
 class Change(NamedTuple):
+    """A message (m) or removal (d) commit of an epoch, with its blob."""
     epoch: int
     commit: str
     when: int  # committer time: the "now" the message was imported with
@@ -41,6 +42,7 @@ class RawChange(NamedTuple):
 
 
 class Commit(NamedTuple):
+    """One commit of `git log --raw`, with what it changed."""
     commit: str
     parents: list[str]
     when: int  # committer time
@@ -60,6 +62,7 @@ def log(repo: Path, rev: str, since: str | None = None) -> Iterator[Commit]:
             "--no-abbrev", "--no-color", "--format=C %H %ct %P", rev] + ([f"^{since}"] if since else []) + ["--"]
     with tempfile.TemporaryFile() as err:
         proc = git.popen(repo, *args, stderr=err)
+        assert proc.stdout is not None
         current = None
         for line in proc.stdout:
             line = line.rstrip(b"\n")
@@ -96,17 +99,18 @@ class BlobStream:
 
     def __init__(self, all_git: Path):
         self.proc = git.popen(all_git, "cat-file", "--batch", stdin=subprocess.PIPE, stderr=None)
+        self._in, self._out = git.pipes(self.proc)
 
     def read(self, oid: str) -> bytes:
-        self.proc.stdin.write(oid.encode() + b"\n")
-        self.proc.stdin.flush()
-        header = self.proc.stdout.readline().split()
+        self._in.write(oid.encode() + b"\n")
+        self._in.flush()
+        header = self._out.readline().split()
         if len(header) != 3 or header[1] != b"blob":
             raise StorageError(f"blob {oid} is missing from git ({b' '.join(header).decode()})")
-        data = self.proc.stdout.read(int(header[2]))
-        self.proc.stdout.read(1)
+        data = self._out.read(int(header[2]))
+        self._out.read(1)
         return data
 
     def close(self) -> None:
-        self.proc.stdin.close()
+        self._in.close()
         self.proc.wait()

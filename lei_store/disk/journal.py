@@ -20,6 +20,7 @@ from lei_store.sqlite import connect_ro
 
 
 class Entry(NamedTuple):
+    """One journal row: a message's whole keyword/label state (or its removal), keyed by a blob."""
     seq: int
     oidbin: bytes
     op: str  # "set" (the message's keywords/labels are now kw/labels) or "rm" (lei-store rm)
@@ -87,7 +88,8 @@ class Journal:
 
     def history(self, oidbin: bytes) -> list[Entry]:
         q = "SELECT seq, oidbin, op, kw, labels, at FROM volatile WHERE oidbin = ? ORDER BY seq"
-        return [Entry(s, bytes(o), op, _words(k), _words(la), at) for s, o, op, k, la, at in self.db.execute(q, (oidbin,))]
+        rows = self.db.execute(q, (oidbin,))
+        return [Entry(s, bytes(o), op, _words(k), _words(la), at) for s, o, op, k, la, at in rows]
 
     def count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM volatile").fetchone()[0]

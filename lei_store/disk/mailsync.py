@@ -13,8 +13,8 @@ from typing import NamedTuple
 
 from lei_store.errors import DamagedStoreError
 from lei_store.locks import locked
-from lei_store.sqlite import connect_ro
 from lei_store.schema import ddl
+from lei_store.sqlite import connect_ro
 
 
 def _b(s: str | bytes) -> bytes:

@@ -16,6 +16,7 @@ from lei_store.mail.charsets import mime_header_decode, raw_to_text
 
 
 class Address(NamedTuple):
+    """One element of an address list, as Email::Address::XS splits it."""
     phrase: str | None
     user: str | None
     host: str | None
@@ -216,6 +217,7 @@ class _Parser:
                     expect = True
                     i = j
                     continue
+                assert isinstance(item, Address)
                 cur.append(item)  # even empty (`<>`, `@`, a stray `;`): Email::Address::XS reports it
                 expect = False
                 i = j
@@ -273,7 +275,7 @@ def format_address(a: Address) -> str | None:
     addr = a.address
     if not a.user or not a.host:
         return None
-    out = f"{_quote_phrase(a.phrase)} <{addr}>" if a.phrase else addr
+    out = f"{_quote_phrase(a.phrase)} <{addr}>" if a.phrase else f"{addr}"
     if a.comment is not None and _balanced(a.comment):
         out += f" ({a.comment})"
     return out
@@ -318,7 +320,8 @@ _PLAIN_ADDR = rf"{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*"
 _PHRASE_WORD = r"[^\x00-\x20\x7f\"(),.:;<>@\[\\\]]+"  # atext and non-ASCII (a negated class compiles fast)
 # one element in its commonest spellings: a@b, <a@b>, Some Name <a@b>, "Some, Name" <a@b>
 _PLAIN_ELEMENT = re.compile(
-    rf'[ \t]*(?:({_PLAIN_ADDR})|(?:({_PHRASE_WORD}(?: {_PHRASE_WORD})*)|"([^"\\\r\n]*)")?[ \t]*<({_PLAIN_ADDR})>)[ \t]*')
+    rf'[ \t]*(?:({_PLAIN_ADDR})|(?:({_PHRASE_WORD}(?: {_PHRASE_WORD})*)|"([^"\\\r\n]*)")?'
+    rf'[ \t]*<({_PLAIN_ADDR})>)[ \t]*')
 
 
 def _split_plain(value: str) -> list[tuple[str | None, str | None]] | None:
@@ -371,7 +374,7 @@ def _ident_part(msg, hdr: str) -> tuple[str | None, str | None]:
     # like lei: the name of the first element ("" for one that parsed to nothing, which then
     # takes no name from Sender), the first address of any element
     first = found[0]
-    name = first.phrase or first.comment or first.user or ""
+    name: str | None = first.phrase or first.comment or first.user or ""
     if name == first.address:  # "a@b" <a@b> -> a
         name = first.user
     return name, next((a.address for a in found if a.address), None)

@@ -102,7 +102,8 @@ _TZ = {
     "nzdt": 46800, "pdt": -25200, "sst": 7200, "wadt": 28800, "ydt": -28800,
 }
 _A = re.A
-_DP_ISO = re.compile(r"\s(\d{4})([-:]?)(\d\d?)\2(\d\d?)(?:[-Tt ](\d\d?)(?:([-:]?)(\d\d?)(?:\6(\d\d?)(?:[.,](\d+))?)?)?)?(?=\D)", _A)
+_DP_ISO = re.compile(r"\s(\d{4})([-:]?)(\d\d?)\2(\d\d?)"
+                     r"(?:[-Tt ](\d\d?)(?:([-:]?)(\d\d?)(?:\6(\d\d?)(?:[.,](\d+))?)?)?)?(?=\D)", _A)
 _DP_TIME = re.compile(r"[:\s](\d\d?):(\d\d?)(:(\d\d?)(?:\.\d+)?)?(z)?\s*(?:([ap])\.?m?\.?)?\s", _A)
 _DP_HOUR = re.compile(r"\s(\d\d?)\s*([ap])\.?m?\.?\s", _A)
 _DP_MERID = re.compile(r" ([ap])\.?m?\.?\s", _A)

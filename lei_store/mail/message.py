@@ -253,6 +253,7 @@ _ONELINE = {0: " ", 9: " ", 10: " "}
 
 
 class OverviewFields(NamedTuple):
+    """The header fields over.sqlite3 keeps, as lei writes them (§5.2)."""
     subject: str
     from_: str
     to: str
@@ -263,7 +264,7 @@ def overview_fields(msg: Message) -> OverviewFields:
     """subject/from/to/cc as stored in over's ddd and the A/XTO/XCC/S terms (§4.9)."""
 
     def field(name: str) -> str:
-        vals = [v if "=?" in r else raw_to_text(v) for r, v in zip(msg.header_raw(name), msg.header(name))]
+        vals = [v if "=?" in r else raw_to_text(v) for r, v in zip(msg.header_raw(name), msg.header(name), strict=True)]
         return _oneline(", ".join(vals))
 
     return OverviewFields(field("subject"), field("from"), field("to"), field("cc"))

@@ -23,6 +23,7 @@ _RFC2231 = re.compile(r"^([^*]+)\*(?:(\d+)\*?|)$")
 
 
 class ContentType:
+    """A parsed Content-Type: type, subtype and lower-cased parameters."""
     __slots__ = ("type", "subtype", "params")
 
     def __init__(self, type_: str, subtype: str, params: dict[str, str]):
@@ -91,8 +92,7 @@ def _parse_ct_cached(value: str) -> tuple[str, str, tuple]:
 
 def parse_content_type(value: str | None) -> ContentType:
     if not value:
-        t, s, p = DEFAULT_CT
-        return ContentType(t, s, dict(p))
+        return ContentType(DEFAULT_CT[0], DEFAULT_CT[1], dict(DEFAULT_CT[2]))
     t, s, p = _parse_ct_cached(value)
     return ContentType(t, s, dict(p))
 
@@ -151,7 +151,7 @@ class Part:
         cd = self.eml.header_raw("content-disposition")
         if cd:
             m = _TYPE.match(cd[0]) or re.match(r"[ \t]*[^\s;]*", cd[0])
-            fn = parse_params(cd[0], m.end()).get("filename")
+            fn = parse_params(cd[0], m.end() if m else 0).get("filename")
         if not fn:
             fn = self.content_type.params.get("name")
         if fn and "=?" in fn:
@@ -169,7 +169,7 @@ class Part:
         """(T, decoded): decoded=False when T is the raw bytes as a latin-1 string."""
         if self._text is _UNSET:
             self._text = self._compute_text()
-        return self._text
+        return self._text  # type: ignore[return-value]  # set just above
 
     def _compute_text(self) -> tuple[str | None, bool]:
         ct_str = self.ct_string() or "text/plain"

@@ -53,8 +53,14 @@ class _Unsupported(Exception):
     """Input relies on C undefined behaviour or overflow; ask git instead."""
 
 
+def _digits_end(line: bytes, pos: int) -> int:
+    m = _DIGITS.match(line, pos)
+    return m.end() if m else pos
+
+
 def _atoi(buf: bytes, pos: int) -> int:
     m = _ATOI.match(buf, pos)
+    assert m is not None  # the pattern matches the empty string too
     s = m.group(1)
     if len(s) > 9:
         raise _Unsupported("hunk count overflow")
@@ -75,17 +81,17 @@ def _scan_hunk_header(line: bytes, before: int, after: int) -> tuple[int, int]:
         b, a = m.groups()
         return (int(b) if b is not None else 1), (int(a) if a is not None else 1)
     q = 4
-    n = _DIGITS.match(line, q).end() - q
+    n = _digits_end(line, q) - q
     if line[q + n : q + n + 1] == b",":
         q += n + 1
         before = _atoi(line, q)
-        n = _DIGITS.match(line, q).end() - q
+        n = _digits_end(line, q) - q
     else:
         before = 1
     if n == 0 or line[q + n : q + n + 2] != b" +":
         return before, after
     r = q + n + 2
-    n = _DIGITS.match(line, r).end() - r
+    n = _digits_end(line, r) - r
     if line[r + n : r + n + 1] == b",":
         r += n + 1
         after = _atoi(line, r)

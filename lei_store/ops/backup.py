@@ -26,14 +26,15 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import IO
 
 import msgspec
 
-from lei_store.write import epochs
 from lei_store import git, sqlite
 from lei_store.errors import DamagedStoreError, InputError, StorageError, from_os_error
 from lei_store.locks import locked
 from lei_store.paths import Layout, existing_store
+from lei_store.write import epochs
 
 FORMAT = "lei-store-backup"
 VERSION = 1
@@ -206,13 +207,20 @@ def backup(root: Path, file: Path, *, lock_timeout: float | None = None) -> Back
 
 # -- restore -----------------------------------------------------------------
 
+def _member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
+    """A regular member's contents (extractfile gives None only for other kinds)."""
+    data = tar.extractfile(member)
+    assert data is not None
+    return data
+
+
 def _manifest_of(tar: tarfile.TarFile, file: Path) -> dict:
     """The first member's manifest, of any version; InputError when it is not a lei-store backup."""
     first = tar.next()
     if first is None or first.name != "MANIFEST.json" or not first.isfile():
         raise InputError(f"{file}: not a lei-store backup (no MANIFEST.json first)")
     try:
-        manifest = json.loads(tar.extractfile(first).read())
+        manifest = json.loads(_member(tar, first).read())
     except ValueError:
         raise InputError(f"{file}: not a lei-store backup (unreadable MANIFEST.json)") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -246,7 +254,7 @@ def _unpack(file: Path, into: Path) -> Manifest:
                     raise InputError(f"{file}: not a lei-store backup (unexpected member {member.name!r})")
                 dest = into / member.name  # names come from our own list: no path traversal
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                with tar.extractfile(member) as src, open(dest, "wb") as out:
+                with _member(tar, member) as src, open(dest, "wb") as out:
                     shutil.copyfileobj(src, out, 1 << 20)
     except (tarfile.ReadError, EOFError) as e:
         if manifest is not None:

@@ -13,6 +13,7 @@ from typing import Callable, Iterable
 from lei_store.disk.mailsync import MaildirCopy, MailSync
 from lei_store.sources.maildir import GONE, info_letters, name_for, rename
 
+
 def export_maildir_copies(sync: MailSync, copies: Iterable[MaildirCopy],
                           keywords_of: Callable[[bytes], Iterable[str] | None], *, merge: bool = False) -> int:
     """Rename synced Maildir files to match their message's keywords.

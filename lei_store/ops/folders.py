@@ -13,8 +13,8 @@ from pathlib import Path
 
 import msgspec
 
-from lei_store.errors import InputError
 from lei_store.disk.mailsync import MaildirCopy, MailSync, maildir_loc
+from lei_store.errors import InputError
 from lei_store.paths import Layout
 from lei_store.sources import maildir
 
@@ -87,18 +87,18 @@ def refresh_maildir(sync: MailSync, fid: int, loc: str, held) -> FolderStats:
         if name.decode("utf-8", "surrogateescape") not in on_disk:
             sync.remove_name(fid, name)
             stats.removed += 1
-    for name, sub in on_disk.items():
-        if name.encode("utf-8", "surrogateescape") in known:
+    for file, sub in on_disk.items():
+        if file.encode("utf-8", "surrogateescape") in known:
             continue
         try:
-            data = maildir.read_file(os.path.join(path, sub, name), DEFAULT_MAX_SIZE)
+            data = maildir.read_file(os.path.join(path, sub, file), DEFAULT_MAX_SIZE)
         except OSError:
             continue
         if isinstance(data, str):  # not a message file (a FIFO, a symlink, unreadable, too large)
             continue
         oid = git_oid(data)
         if held(oid):
-            sync.add_name(oid, fid, name)
+            sync.add_name(oid, fid, file)
             stats.added += 1
     return stats
 

@@ -24,16 +24,15 @@ from typing import Iterator
 import msgspec
 import xapian
 
-from lei_store.write import epochs
 from lei_store import git
 from lei_store.disk import gitlog
-from lei_store.errors import DamagedStoreError, LeiStoreError
 from lei_store.disk.journal import Journal
-from lei_store.disk.shards import BYTES, SLOT_NAMES, THREADID, TS, UID, open_checked, volatile_all
-from lei_store.sqlite import connect_ro
 from lei_store.disk.over import Over, decode_ddd
+from lei_store.disk.shards import BYTES, SLOT_NAMES, THREADID, TS, UID, open_checked, volatile_all
+from lei_store.errors import DamagedStoreError, LeiStoreError
 from lei_store.paths import Layout, existing_store
-
+from lei_store.sqlite import connect_ro
+from lei_store.write import epochs
 
 
 class Problem(msgspec.Struct, omit_defaults=True):
@@ -48,6 +47,7 @@ class Problem(msgspec.Struct, omit_defaults=True):
 
 
 class FsckReport(msgspec.Struct):
+    """What fsck found: ok (no error), the problems (at most `limit` of each kind) and counts."""
     ok: bool
     problems: list[Problem]
     counts: dict[str, int]
@@ -269,6 +269,8 @@ def _read_over_rows(over: Over, state: _Over, f: _Findings) -> tuple[int, int, i
             continue
         max_num = max(max_num, num)
         try:
+            if ddd is None:
+                raise ValueError("no ddd")
             fields = decode_ddd(ddd)
             nbytes, blob = int(fields[7] or 0), fields[5]
             if nbytes > 0:
@@ -297,7 +299,7 @@ def _check_counters(over: Over, max_num: int, min_ghost: int, max_tid: int, f: _
 def _read_xref3(over: Over, state: _Over, f: _Findings) -> None:
     for docid, oid, kind in over.raw_xref3():
         f.count("xref3_rows")
-        if kind != "blob" or len(oid) != 20:
+        if kind != "blob" or not isinstance(oid, bytes) or len(oid) != 20:
             f.error("bad xref3 oid", f"xref3 row of docid {docid} has a {kind} oidbin, not 20 raw bytes",
                     num=docid, where="xref3")
             continue
@@ -543,7 +545,7 @@ def _check_journal(layout: Layout, over: _Over, xap: _Xapian, f: _Findings) -> N
     if not over.complete:
         return
     want = _journaled_state(layout, over, f)
-    empty = (frozenset(), frozenset())
+    empty: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
     for num, (_seq, oid, kw, labels) in sorted(want.items()):
         if num not in xap.present:
             continue  # reported as a missing document

@@ -48,9 +48,9 @@ class Importer:
 
     def import_source(self, source: Source) -> ImportStats:
         """Import one resolved input."""
-        if source.fmt == "maildir":
+        if source.fmt == "maildir" and source.path is not None:
             return self._maildir(source.path)
-        if source.fmt == "imap":
+        if source.fmt == "imap" and source.url is not None:
             return self._imap(source.url)
         return self.writer.add_messages(read_source(source, self.read), self.opts.add)
 
@@ -113,7 +113,7 @@ class Importer:
                     if old_loc.startswith(url.folder_url() + ";UIDVALIDITY="):
                         w.mailsync.forget(old_fid)
             known = w.mailsync.uids(fid) if fid is not None else {}
-            if known:
+            if fid is not None and known:
                 self._resync_imap_flags(session, fid, known)
             # every UID not yet recorded, not only those above the last one: a message skipped
             # as too large (or \Deleted) last time is taken once it can be

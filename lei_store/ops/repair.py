@@ -14,14 +14,14 @@ import os
 import time
 from pathlib import Path
 
-from lei_store.write import epochs
-from lei_store.disk import shards
 from lei_store import sqlite
-from lei_store.errors import DamagedStoreError
-from lei_store.ops.fsck import FsckReport, check
+from lei_store.disk import shards
 from lei_store.disk.journal import Journal
+from lei_store.errors import DamagedStoreError
 from lei_store.locks import locked
+from lei_store.ops.fsck import FsckReport, check
 from lei_store.paths import Layout, existing_store
+from lei_store.write import epochs
 
 GIT_KINDS = {"bad epoch", "bad ref", "git fsck", "git error", "bad tree", "bad commit", "missing blob"}
 

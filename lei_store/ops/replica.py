@@ -17,11 +17,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from lei_store.write import epochs
 from lei_store import git, sqlite
 from lei_store.errors import DiskFullError, InputError, LeiStoreError, RemoteError
-from lei_store.paths import Layout, existing_store
 from lei_store.ops.reindex import ReindexStats, index_new_commits
+from lei_store.paths import Layout, existing_store
+from lei_store.write import epochs
 
 
 def _is_url(src: str) -> bool:
@@ -129,7 +129,7 @@ def source_of(lay: Layout) -> str:
         raise InputError(f"{lay.root}: not a replica (no epochs in local/)")
     url = git.run(lay.epoch(numbers[0]), "config", "remote.origin.url").stdout.decode().strip()
     if not url.endswith(f"/local/{numbers[0]}.git"):
-        raise InputError(f"{lay.root}: not a replica (no origin remote on {lay.epoch(numbers[0]) if numbers else 'local/'})")
+        raise InputError(f"{lay.root}: not a replica (no origin remote on {lay.epoch(numbers[0])})")
     return url[: -len(f"/local/{numbers[0]}.git")]
 
 

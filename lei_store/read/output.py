@@ -15,9 +15,8 @@ import msgspec
 
 from lei_store.errors import InputError
 from lei_store.mail.keywords import maildir_flags
-from lei_store.read.search import Hit
-
 from lei_store.read.choices import JSON_FORMATS, MAIL_FORMATS, TEXT_FORMATS  # noqa: F401 (the library's names)
+from lei_store.read.search import Hit
 
 _enc = msgspec.json.Encoder()
 
@@ -91,10 +90,11 @@ def parse_output(spec: str) -> tuple[str, Path]:
 
 def write_mail(hits: Iterable[Hit], fmt: str, dest: Path | None, read_blob, augment: bool,
                stream: BinaryIO | None = None) -> int:
-    if fmt == "maildir":
-        return _write_maildir(hits, dest, read_blob, augment)
     if stream is not None:
         return _write_mbox(hits, fmt, stream, read_blob)
+    assert dest is not None, "a mail output needs a destination or a stream"
+    if fmt == "maildir":
+        return _write_maildir(hits, dest, read_blob, augment)
     return _write_mbox_file(hits, fmt, dest, read_blob, augment)
 
 

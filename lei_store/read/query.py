@@ -14,8 +14,8 @@ from pathlib import Path
 
 import xapian
 
-from lei_store.errors import QueryError
 from lei_store.disk.shards import BYTES, DT, TS, UID, YYYYMMDD
+from lei_store.errors import QueryError
 
 _BODY = ["XNQ", "XDFN", "XDFA", "XDFB", "XDFHH", "XDFCTX", "XDFPRE", "XDFPOST", "XDFID"]
 PROBABILISTIC: dict[str, list[str]] = {
@@ -167,8 +167,8 @@ def rewrite_range(prefix: str, spec: str, git_dir: Path) -> str:
             vals = [vals[0], str(int(vals[0]) + _DAY)]
         return f"rt:{vals[0]}..{vals[1]}"
     # dt:, and any d: expression that is not a plain date
-    epochs = [None if e == "" else _dt_epoch(e, git_dir) for e in ends]
-    if not sep:
+    epochs: list[int | None] = [None if e == "" else _dt_epoch(e, git_dir) for e in ends]
+    if not sep and epochs[0] is not None:
         epochs = [epochs[0], epochs[0] + _DAY]
     vals = ["" if e is None else _fmt(e, "%Y%m%d%H%M%S") for e in epochs]
     return f"dt:{vals[0]}..{vals[1]}"

@@ -15,10 +15,9 @@ import msgspec
 import xapian
 
 from lei_store.disk import shards
-from lei_store.errors import QueryError
 from lei_store.disk.over import Over, OverRow
+from lei_store.errors import QueryError
 from lei_store.paths import Layout
-
 from lei_store.read.choices import DEDUPES, SORTS  # noqa: F401 (the library's names)
 
 

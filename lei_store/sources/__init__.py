@@ -1,4 +1,5 @@
-"""Importers: turn Maildirs, mboxes and single messages into a stream of Items.
+"""The user's mail as a stream of Items: Maildirs, mboxes (four variants, compressed or not),
+single messages and IMAP folders, read, never changed (but for flag renames of Maildir files).
 
 Each format lives in its own module; `resolve()` maps a command-line input
 (`maildir:DIR`, `mboxrd:FILE`, a path, `-F FORMAT`) to a Source.
@@ -20,6 +21,7 @@ __all__ = ["DEFAULT_MAX_SIZE", "FORMATS", "Item", "MBOX_FORMATS", "ReadOptions",
 FORMATS = ("maildir", "eml") + MBOX_FORMATS
 @dataclass(frozen=True)
 class Source:
+    """One input to read: a format and a path (None: stdin), or an IMAP URL."""
     fmt: str  # one of FORMATS, or "imap"
     path: Path | None  # None for standard input and IMAP
     url: str | None = None  # imap:// or imaps:// mailbox URL
@@ -96,6 +98,7 @@ def read_source(source: Source, opts: ReadOptions = ReadOptions()) -> Iterator[I
     from lei_store.sources.compression import open_input
 
     if source.fmt == "maildir":
+        assert source.path is not None
         yield from maildir.read_items(source.path, None, maildir.list_entries(source.path, opts), opts)
     elif source.path is None:
         stream = sys.stdin.buffer

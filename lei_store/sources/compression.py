@@ -6,7 +6,7 @@ import bz2
 import gzip
 import lzma
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from lei_store.errors import InputError
 
@@ -32,7 +32,7 @@ def open_input(path: Path) -> BinaryIO:
     head = _head(path)
     for magic, opener in _MAGIC:
         if head.startswith(magic):
-            return opener(path, "rb")
+            return cast(BinaryIO, opener(path, "rb"))  # a readable binary stream, like open()
     return open(path, "rb", buffering=1 << 20)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import BinaryIO, Iterator
 
 from lei_store.errors import InputError
-from lei_store.sources.items import Item, ReadOptions
 from lei_store.sources.compression import TRUNCATION_ERRORS
+from lei_store.sources.items import Item, ReadOptions
 
 
 def strip_from_line(raw: bytes) -> bytes:

@@ -174,7 +174,8 @@ def _from_netrc(url: ImapURL) -> tuple[str, str] | None:
         raise InputError(f"~/.netrc: {e.strerror or e}") from None
     if not entry or not entry[2] or entry[0] not in ("", url.user):
         return None
-    return url.user, entry[2]
+    user = url.user or entry[0]  # a URL without a user takes the login .netrc names
+    return (user, entry[2]) if user else None
 
 
 def _credential_input(url: ImapURL, user: str | None, password: str | None = None) -> str:
@@ -397,6 +398,7 @@ class Session:
     def _info(self, writable: bool = False) -> dict:
         if self._selected is None or (writable and self._readonly):
             self.select(readonly=not writable)
+        assert self._selected is not None  # select() sets it
         return self._selected
 
     @property
@@ -424,7 +426,7 @@ class Session:
     def flags(self, uids: Iterable[int]) -> dict[int, tuple[str, ...]]:
         """FLAGS of the UIDs that still exist."""
         self._info()
-        out = {}
+        out: dict[int, tuple[str, ...]] = {}
         for batch in _batches(uids, FLAGS_BATCH):
             with self._errors("FETCH FLAGS"):
                 got = self.client.fetch(batch, ["FLAGS"])

@@ -24,6 +24,7 @@ _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEX
 
 
 class Entry(NamedTuple):
+    """A message file found in a Maildir, with the keywords its name's flags give."""
     subdir: str  # "new" or "cur"
     name: str  # basename, including any :2,FLAGS suffix
     keywords: frozenset[str]
@@ -138,8 +139,8 @@ def list_entries(path: Path, opts: ReadOptions = ReadOptions()) -> list[Entry]:
             scan = list(os.scandir(folder))
         except FileNotFoundError:
             continue
-        except OSError as e:
-            opts.on_skip(str(folder), e.strerror or str(e))
+        except OSError as err:
+            opts.on_skip(str(folder), err.strerror or str(err))
             continue
         for e in scan:
             name = e.name

@@ -14,8 +14,8 @@ from typing import BinaryIO, Iterator
 
 from lei_store.errors import InputError, TruncatedInputError
 from lei_store.mail.keywords import mbox_keywords
-from lei_store.sources.items import Item, ReadOptions
 from lei_store.sources.compression import TRUNCATION_ERRORS
+from lei_store.sources.items import Item, ReadOptions
 
 FROM_LINE = re.compile(rb"^From \S+ +(?:\S+ +)?\S+ +\S+ +\d+ +\d+:\d+")
 _RD_ESCAPED = re.compile(rb"^>(>*From )", re.M)

@@ -20,11 +20,11 @@ from typing import Iterable, Iterator
 import msgspec
 import xapian
 
-from lei_store.write import searchidx
 from lei_store.disk.blobs import git_oid
+from lei_store.disk.over import encode_ddd
 from lei_store.errors import InputError
 from lei_store.sources.items import Item
-from lei_store.disk.over import encode_ddd
+from lei_store.write import searchidx
 
 
 class Analysed(msgspec.Struct, frozen=True):
@@ -71,10 +71,19 @@ def list_id_terms(list_ids: list[str]) -> bytes:
 
 def analyse(raw: bytes, now: int | None = None) -> Analysed:
     """Analyse one message. Never raises for bad mail: it degrades to what parses."""
+    from lei_store.mail.addresses import author_ident
     from lei_store.mail.contenthash import content_hash
     from lei_store.mail.dates import datestamp, timestamp
-    from lei_store.mail.message import Message, body_lines, commit_subject, crlf_bytes, overview_fields, strip_volatile_headers, subject_path, synthetic_mid
-    from lei_store.mail.addresses import author_ident
+    from lei_store.mail.message import (
+        Message,
+        body_lines,
+        commit_subject,
+        crlf_bytes,
+        overview_fields,
+        strip_volatile_headers,
+        subject_path,
+        synthetic_mid,
+    )
     from lei_store.mail.terms import index_message
 
     problems = []
@@ -163,6 +172,6 @@ def analysed(items: Iterable[Item], jobs: int) -> Iterator[tuple[Item, Analysed]
             if not window:
                 break
             batch, fut = window.popleft()
-            yield from zip(batch, _DECODER.decode(fut.result()))
+            yield from zip(batch, _DECODER.decode(fut.result()), strict=True)
     if error:
         raise error

@@ -21,6 +21,7 @@ from lei_store.sources.items import Item
 
 
 class CaughtUp(NamedTuple):
+    """What a catch-up walked and indexed."""
     commits: int = 0  # commits walked
     messages: int = 0  # blobs indexed
     removed: int = 0  # messages unindexed by d commits

@@ -21,7 +21,8 @@ from lei_store.paths import Layout
 PACKING_FACTOR = 0.4
 ROTATE_BYTES = int(1024**3 / PACKING_FACTOR)  # raw message bytes per epoch, as lei
 
-_REPO_CONFIG = "[core]\n\trepositoryFormatVersion = 0\n\tfilemode = true\n\tbare = true\n[repack]\n\twriteBitmaps = true\n"
+_REPO_CONFIG = ("[core]\n\trepositoryFormatVersion = 0\n\tfilemode = true\n\tbare = true\n"
+                "[repack]\n\twriteBitmaps = true\n")
 
 
 def default_branch() -> str:
@@ -95,10 +96,11 @@ class FastImport:
         self._err = tempfile.TemporaryFile()
         self._proc = git.popen(repo, "fast-import", "--quiet", "--done", "--date-format=raw",
                                stdin=subprocess.PIPE, stderr=self._err)
+        self._in, self._out = git.pipes(self._proc)
 
     def _write(self, data: bytes) -> None:
         try:
-            self._proc.stdin.write(data)
+            self._in.write(data)
         except (BrokenPipeError, OSError):
             raise self._failure() from None
 
@@ -124,10 +126,10 @@ class FastImport:
         self._sync += 1
         self._write(b"checkpoint\nprogress sync %d\n" % self._sync)
         try:
-            self._proc.stdin.flush()
+            self._in.flush()
         except (BrokenPipeError, OSError):
             raise self._failure() from None
-        line = self._proc.stdout.readline()
+        line = self._out.readline()
         if line.strip() != b"progress sync %d" % self._sync:
             raise self._failure()
 
@@ -135,7 +137,7 @@ class FastImport:
         """Finish the stream; refs are final once this returns."""
         self._write(b"done\n")
         try:
-            self._proc.stdin.close()
+            self._in.close()
         except (BrokenPipeError, OSError):
             raise self._failure() from None
         if self._proc.wait() != 0:
@@ -179,23 +181,25 @@ class EpochWriter:
         self._epoch = epoch
         self._fi = FastImport(repo, self.branch)
 
-    def add(self, blob: bytes, author, committer, subject: str) -> None:
+    def _current(self) -> FastImport:
         if self._fi is None:
             self._start()
-        elif self._bytes >= self.rotate_bytes:
+        assert self._fi is not None
+        return self._fi
+
+    def add(self, blob: bytes, author, committer, subject: str) -> None:
+        if self._fi is not None and self._bytes >= self.rotate_bytes:
             self._fi.close()
             self._open(self._epoch + 1)
             self._bytes = 0
-        self._fi.commit(blob, author, committer, subject)
+        self._current().commit(blob, author, committer, subject)
         self.touched.add(self._epoch)
         self._bytes += len(blob)
 
     def remove(self, blob: bytes, ident: tuple[str, str]) -> None:
         """Record a removal (lei rm, §2.4): a commit of the same blob under `d` in the newest epoch."""
-        if self._fi is None:
-            self._start()
         now = int(time.time())
-        self._fi.commit(blob, (*ident, now, "+0000"), (*ident, now, "+0000"), "rm", path=b"d")
+        self._current().commit(blob, (*ident, now, "+0000"), (*ident, now, "+0000"), "rm", path=b"d")
         self.touched.add(self._epoch)
 
     def checkpoint(self) -> None:

@@ -101,7 +101,8 @@ class OverIdx:
 
     def existing_blobs(self, oidbins: set[bytes]) -> set[bytes]:
         """The subset of these blobs that some message row still references."""
-        found, todo = set(), list(oidbins)
+        found: set[bytes] = set()
+        todo = list(oidbins)
         for i in range(0, len(todo), 500):
             part = todo[i:i + 500]
             q = f"SELECT DISTINCT oidbin FROM xref3 WHERE oidbin IN ({','.join('?' * len(part))})"
@@ -163,7 +164,9 @@ class OverIdx:
                     self.db.execute("DELETE FROM over WHERE num = ?", (num,))
                     self.db.execute("DELETE FROM id2num WHERE num = ?", (num,))
                     vivified = True
-        return old if vivified else self._link(refs, old)
+        if vivified and old is not None:
+            return old
+        return self._link(refs, old)
 
     def _subject_id(self, path: str) -> int | None:
         if not path:

@@ -14,10 +14,11 @@ from pathlib import Path
 import msgspec
 import xapian
 
-from lei_store.errors import StorageError
-from lei_store.paths import Layout
 from lei_store.disk.shards import BYTES, DT, THREADID, TS, UID, YYYYMMDD, open_checked, volatile_of
+from lei_store.errors import StorageError
 from lei_store.mail.keywords import VolatileChange
+from lei_store.paths import Layout
+
 
 def content_values(doc: xapian.Document, ts: int, ds: int, nbytes: int) -> None:
     """Value slots 0-3, which depend only on the message (§6.2)."""
@@ -149,6 +150,7 @@ class ShardWriters:
 # are streamed, and an error is reported at the next answer).
 
 class Add(msgspec.Struct, tag=True):
+    """Index a new message's document under its number."""
     num: int
     doc: bytes
     tid: int
@@ -157,32 +159,39 @@ class Add(msgspec.Struct, tag=True):
 
 
 class Change(msgspec.Struct, tag=True):
+    """Change a document's keywords and labels."""
     num: int
     change: VolatileChange
 
 
 class Delete(msgspec.Struct, tag=True):
+    """Drop a message's document."""
     num: int
 
 
 class MergeTerms(msgspec.Struct, tag=True):
+    """Add an attached copy's extra terms to a document."""
     num: int
     extra: bytes
 
 
 class Commit(msgspec.Struct, tag=True):
+    """Commit the shard; answered with how many documents' keywords/labels changed."""
     pass
 
 
 class TakeChanges(msgspec.Struct, tag=True):
+    """Hand over the keyword/label states set since the last call (for the journal)."""
     pass
 
 
 class Close(msgspec.Struct, tag=True):
+    """Commit nothing more and close the shard; answered."""
     pass
 
 
 class Abort(msgspec.Struct, tag=True):
+    """Exit at once, dropping everything uncommitted (a failed batch)."""
     pass
 
 
@@ -190,6 +199,7 @@ Request = Add | Change | Delete | MergeTerms | Commit | TakeChanges | Close | Ab
 
 
 class Reply(msgspec.Struct):
+    """A shard writer's answer to Commit, TakeChanges or Close, or the error it met."""
     ok: bool
     kind: str = ""  # when not ok: "damaged", "full" or "io" (which LeiStoreError to raise)
     message: str = ""
@@ -250,7 +260,8 @@ def _serve(path: Path, sync: bool, conn, parent: int) -> None:
         writer = ShardWriters([path], sync=sync)
     except Exception as e:  # reported to the parent at its next exchange, never as a traceback here
         kind = _kind(e)
-        conn.send_bytes(_encode(Reply(False, kind, str(e) if kind == "damaged" else f"{path}: {type(e).__name__}: {e}")))
+        message = str(e) if kind == "damaged" else f"{path}: {type(e).__name__}: {e}"
+        conn.send_bytes(_encode(Reply(False, kind, message)))
         os._exit(1)
     # Every way out but Close is os._exit: letting `writer` be destroyed would commit the
     # uncommitted (unjournaled) changes, and on a full disk that commit throws from a C++

@@ -7,13 +7,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lei_store.write import epochs, overidx, searchidx
 from lei_store.disk.blobs import BlobReader
-from lei_store.errors import NotAStoreError, StorePermissionError
-from lei_store.write.faults import reached
 from lei_store.disk.journal import Journal
 from lei_store.disk.mailsync import MailSync
+from lei_store.errors import NotAStoreError, StorePermissionError
 from lei_store.paths import Layout, default_store_dir, existing_store, new_store_shard_count
+from lei_store.write import epochs, overidx, searchidx
+from lei_store.write.faults import reached
 from lei_store.write.writer import Writer
 
 

@@ -270,10 +270,12 @@ class Writer:
         self.tick()
 
     def _record_sync(self, item: Item, oidbin: bytes) -> None:
+        assert item.folder is not None
         fid = self.mailsync.folder_id(item.folder)
+        assert fid is not None  # created when missing
         if item.uid is not None:
             self.mailsync.add_uid(oidbin, fid, item.uid)
-        else:
+        elif item.name is not None:
             self.mailsync.add_name(oidbin, fid, item.name)
         reached("sync-row")
 
