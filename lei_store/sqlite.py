@@ -22,6 +22,25 @@ def connect_ro(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connect
     return db
 
 
+def connect_rw(path: Path, ddl_name: str, repair: str) -> sqlite3.Connection:
+    """A writer's connection (WAL: readers never block it), its tables created if missing. A file
+    that is not a healthy database is DamagedStoreError, saying how REPAIR mends it."""
+    from lei_store.errors import DamagedStoreError
+    from lei_store.schema import ddl
+
+    db = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        db.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.executescript(ddl(ddl_name))
+    except sqlite3.DatabaseError as e:
+        db.close()
+        if isinstance(e, sqlite3.OperationalError):  # locked, full, unwritable: not damage
+            raise
+        raise DamagedStoreError(f"{path.name} is damaged ({e}); `lei-store fsck --repair` {repair}") from None
+    return db
+
+
 def damage(path: Path) -> str | None:
     """What SQLite's quick_check finds wrong with a database file, None when nothing."""
     try:

@@ -10,13 +10,11 @@ hands out. lei ignores the file, so the store stays lei-compatible.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
-from lei_store.errors import DamagedStoreError
-from lei_store.sqlite import connect_ro
+from lei_store.sqlite import connect_ro, connect_rw
 
 
 class Entry(NamedTuple):
@@ -41,19 +39,7 @@ class Journal:
         if readonly:
             self.db = connect_ro(path)
             return
-        from lei_store.schema import ddl
-
-        self.db = sqlite3.connect(str(path), isolation_level=None)
-        try:
-            self.db.execute("PRAGMA busy_timeout = 30000")
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.executescript(ddl("journal"))
-        except sqlite3.DatabaseError as e:
-            self.db.close()
-            if isinstance(e, sqlite3.OperationalError):
-                raise
-            raise DamagedStoreError(f"{path.name} is damaged ({e}); `lei-store fsck --repair` rebuilds it "
-                                    "from the index") from None
+        self.db = connect_rw(path, "journal", "rebuilds it from the index")
 
     def close(self) -> None:
         self.commit()

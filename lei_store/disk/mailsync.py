@@ -6,15 +6,12 @@ BLOB parameters, and in SQLite a TEXT value never equals a BLOB.
 
 from __future__ import annotations
 
-import sqlite3
 from contextlib import ExitStack
 from pathlib import Path
 from typing import NamedTuple
 
-from lei_store.errors import DamagedStoreError
 from lei_store.locks import locked
-from lei_store.schema import ddl
-from lei_store.sqlite import connect_ro
+from lei_store.sqlite import connect_ro, connect_rw
 
 
 def _b(s: str | bytes) -> bytes:
@@ -43,18 +40,8 @@ class MailSync:
         if readonly:
             self.db = connect_ro(path)
         else:
-            self.db = sqlite3.connect(str(path), isolation_level=None)
-            self.db.execute("PRAGMA busy_timeout = 30000")
-            with locked(lock_path, what="mail_sync.sqlite3"):
-                try:
-                    self.db.execute("PRAGMA journal_mode = WAL")
-                    self.db.executescript(ddl("mail_sync"))
-                except sqlite3.DatabaseError as e:
-                    self.db.close()
-                    if isinstance(e, sqlite3.OperationalError):
-                        raise
-                    raise DamagedStoreError(f"{path.name} is damaged ({e}); `lei-store fsck --repair` starts "
-                                            "it afresh") from None
+            with locked(lock_path, what="mail_sync.sqlite3"):  # lei creates its tables under this lock
+                self.db = connect_rw(path, "mail_sync", "starts it afresh")
         self.db.execute("PRAGMA case_sensitive_like = ON")
         self._stack: ExitStack | None = None
 

@@ -10,35 +10,27 @@ import sqlite3
 from pathlib import Path
 
 from lei_store.disk.over import OverRow, decode_ddd, row_from_sql
+from lei_store.sqlite import connect_rw
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(str(path), isolation_level=None)
-    db.execute("PRAGMA journal_mode = WAL")
+    """The writer's connection, lei's tables created if missing and the local inbox row present."""
+    db = connect_rw(path, "over", "rebuilds the index from git")
     db.execute("PRAGMA synchronous = NORMAL")
     db.execute("PRAGMA cache_size = -16000")  # 16 MiB: memory stays flat as the store grows
-    db.execute("PRAGMA busy_timeout = 30000")
+    db.execute("INSERT OR IGNORE INTO inboxes (eidx_key) VALUES ('.')")
     return db
 
 
 def create(path: Path) -> None:
-    from lei_store.schema import ddl
-
-    db = connect(path)
-    db.executescript(ddl("over"))
-    db.execute("INSERT OR IGNORE INTO inboxes (eidx_key) VALUES ('.')")
-    db.close()
+    connect(path).close()
 
 
 class OverIdx:
     """Writer handle on over.sqlite3. Call begin() before writes and commit() at batch ends."""
 
     def __init__(self, path: Path):
-        from lei_store.schema import ddl
-
         self.db = connect(path)
-        self.db.executescript(ddl("over"))
-        self.db.execute("INSERT OR IGNORE INTO inboxes (eidx_key) VALUES ('.')")
         self.ibx_id = self.db.execute("SELECT ibx_id FROM inboxes WHERE eidx_key = '.'").fetchone()[0]
         self._in_tx = False
         self._counters: dict[str, int] = {}  # cached while we hold ei.lock and a transaction
