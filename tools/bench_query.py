@@ -2,6 +2,7 @@
 """Query benchmark: one suite of queries with lei-store q, lei q and notmuch search, p50/p95 and ratios.
 
     .venv/bin/python tools/bench_query.py [--corpus ../shared/corpora/btrfs-10k.tar.xz] [--runs 5]
+        [--tools lei-store,lei,notmuch] [--cli OTHER_CHECKOUT/.venv/bin/lei-store]
 
 The corpus is imported once with lei-store; real `lei q` is pointed at that same
 store (lei init), and notmuch indexes a copy of the same Maildir. Every query
@@ -84,7 +85,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpora" / "btrfs-10k.tar.xz")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--tools", default="lei-store,lei,notmuch", help="which to time (lei-store always runs)")
+    ap.add_argument("--cli", default=CLI, help="the lei-store to time, e.g. another checkout's, for before/after")
     args = ap.parse_args()
+    tools = set(args.tools.split(","))
+    cli = args.cli
     with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:
         tmp = Path(tmp)
         with tarfile.open(args.corpus) as tar:
@@ -92,12 +97,12 @@ def main() -> None:
         env = dict(os.environ, HOME=str(tmp / "home"), XDG_RUNTIME_DIR=str(tmp / "run"))
         (tmp / "run").mkdir(mode=0o700)
         store = tmp / "store"
-        subprocess.run([CLI, "import", "--store", str(store), "-q", str(tmp / "corpus" / "maildir")],
+        subprocess.run([cli, "import", "--store", str(store), "-q", str(tmp / "corpus" / "maildir")],
                        env=env, check=True)
-        have_lei = shutil.which("lei") is not None
+        have_lei = "lei" in tools and shutil.which("lei") is not None
         if have_lei:
             subprocess.run(["lei", "init", str(store)], env=env, check=True, capture_output=True)
-        have_nm = shutil.which("notmuch") is not None
+        have_nm = "notmuch" in tools and shutil.which("notmuch") is not None
         if have_nm:
             md = shutil.copytree(tmp / "corpus" / "maildir", tmp / "nm-maildir")
             cfg = tmp / "notmuch-config"
@@ -106,8 +111,8 @@ def main() -> None:
             subprocess.run(["notmuch", "new", "--quiet"], env=env, check=True)
         rows = []
         cold_env = dict(env, LEI_STORE_DAEMON="0")
-        ours_q = [CLI, "q", "--store", str(store), "-f", "jsonl"]
-        for warm in ([CLI, "ls-label", "--store", str(store)], ["lei", "q", "-f", "jsonl", "z:1..1"]):
+        ours_q = [cli, "q", "--store", str(store), "-f", "jsonl"]
+        for warm in ([cli, "ls-label", "--store", str(store)], ["lei", "q", "-f", "jsonl", "z:1..1"]):
             subprocess.run(warm, env=env, capture_output=True)  # both start their daemons (untimed)
         time.sleep(1)
         for name, lq, nq in suite(pick_terms(store)):
@@ -120,7 +125,7 @@ def main() -> None:
         floor = timed([sys.executable, "-S", "-c", "pass"], env, 20)[0]
         if have_lei:
             subprocess.run(["lei", "daemon-kill"], env=env, capture_output=True)
-        subprocess.run([CLI, "daemon-kill"], env=env, capture_output=True)
+        subprocess.run([cli, "daemon-kill"], env=env, capture_output=True)
     ms = lambda t: f"{pct(t, 0.5) * 1000:.0f} / {pct(t, 0.95) * 1000:.0f}"
     print("| query | lei query | hits | lei-store q p50/p95 ms | without its daemon | lei q | notmuch search "
           "| lei q / lei-store q | notmuch / lei-store q |")

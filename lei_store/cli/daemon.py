@@ -293,7 +293,7 @@ class _ClientWatch(threading.Thread):
     its request, so end of file means it is gone. Started before the request arrives, since
     starting a thread costs a millisecond."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(daemon=True)
         self._conn: socket.socket | None = None
         self._given = threading.Lock()

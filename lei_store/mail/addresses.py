@@ -10,8 +10,6 @@ import re
 from functools import lru_cache
 from typing import NamedTuple
 
-from lei_store.mail.charsets import mime_header_decode, raw_to_text
-
 # --- address parsing ------------------------------------------------------
 
 
@@ -294,7 +292,8 @@ def format_groups(groups: list[tuple[str | None, list[Address]]]) -> str:
 
 def reformat_addresses(value: str) -> str:
     """Decoded form of an address header containing encoded words (§4.2)."""
-    dec = mime_header_decode
+    from lei_store.mail.charsets import mime_header_decode as dec  # lazy: q prints addresses, rarely decodes
+
     groups = []
     for name, al in parse_groups(value):
         al = [
@@ -367,6 +366,8 @@ def _ident_part(msg, hdr: str) -> tuple[str | None, str | None]:
     vals = msg.header(hdr)
     if not vals:
         return None, None
+    from lei_store.mail.charsets import raw_to_text
+
     v = vals[0] if "=?" in msg.header_raw(hdr)[0] else raw_to_text(vals[0])
     found = parse_addresses(v)
     if not found:

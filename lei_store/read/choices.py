@@ -1,8 +1,8 @@
 """What q can be asked for: output formats, sorts and dedupe modes, named once for the library
-and the command line (which offers exactly these as choices)."""
+and the command line (which offers exactly these as choices). Imports nothing: q's parser
+is built from it on every run."""
 
-from lei_store.sources.items import MBOX_FORMATS
-
+MBOX_FORMATS = ("mboxrd", "mboxo", "mboxcl", "mboxcl2")  # lei's; sources.MBOX_FORMATS is this tuple
 JSON_FORMATS = ("json", "jsonl", "ldjson", "ndjson", "concatjson")
 MAIL_FORMATS = ("maildir",) + MBOX_FORMATS
 TEXT_FORMATS = ("text", "summary")

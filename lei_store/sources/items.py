@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-MBOX_FORMATS = ("mboxrd", "mboxo", "mboxcl", "mboxcl2")
+MBOX_FORMATS = ("mboxrd", "mboxo", "mboxcl", "mboxcl2")  # read/choices.py offers the same for output
 # Larger messages are skipped (and named): one message must not take the machine's memory.
 # Mail servers refuse far smaller ones (Postfix 10 MB, Gmail 25 MB, Exchange 35 MB by default).
 DEFAULT_MAX_SIZE = 64 << 20
