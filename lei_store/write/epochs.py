@@ -210,7 +210,9 @@ class EpochWriter:
         if self._fi is not None:
             self._fi.close()
             self._fi = None
-            git.run(self.layout.epoch(self._epoch), "gc", "--auto", "--quiet")  # best effort
+            # not detached: a gc left running after we return repacks under the next command's feet
+            # (an fsck right after an import saw its packs vanish); best effort
+            git.run(self.layout.epoch(self._epoch), "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet")
 
     def abort(self) -> None:
         if self._fi is not None:
