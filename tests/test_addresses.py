@@ -11,13 +11,12 @@ from lei_store.mail.addresses import (
     _split_plain,
     author_ident,
     json_addresses,
-    mime_header_decode,
     parse_addresses,
     parse_groups,
-    raw_to_text,
     reformat_addresses,
     split_addresses,
 )
+from lei_store.mail.charsets import mime_header_decode, raw_to_text
 from lei_store.mail.message import Message
 
 
