@@ -6,11 +6,13 @@ failure; README.md lists them:
 
     1   bad input or usage: a missing path, an unknown format, a query that does not parse
     2   fsck found errors
+    3   `changes`/`watch` --since a modseq older than the change feed keeps: resync
     65  EX_DATAERR      the store is damaged (a corrupt git object, SQLite file or Xapian shard)
     66  EX_NOINPUT      some inputs were skipped (unreadable, not a regular file, too large);
                         everything else was stored
     69  EX_UNAVAILABLE  an IMAP server could not be reached or refused us
     70  EX_SOFTWARE     an internal error (a bug), or the reader daemon died mid-answer
+    73  EX_CANTCREAT    the store's quota is reached: what fitted was stored, the rest was not
     74  EX_IOERR        the disk is full, or writing failed with an I/O error
     75  EX_TEMPFAIL     another writer holds the store's lock
     77  EX_NOPERM       permission denied on the store
@@ -25,6 +27,7 @@ EX_DATAERR = 65
 EX_NOINPUT = 66
 EX_UNAVAILABLE = 69
 EX_SOFTWARE = 70
+EX_CANTCREAT = 73
 EX_IOERR = 74
 EX_TEMPFAIL = 75
 EX_NOPERM = 77
@@ -62,6 +65,12 @@ class SkippedInputsError(LeiStoreError):
     """An import stored what it could but skipped some inputs (each was named as it was skipped)."""
 
     exit_code = EX_NOINPUT
+
+
+class QuotaExceededError(LeiStoreError):
+    """An import reached the store's quota: what fitted was stored, the rest was not."""
+
+    exit_code = EX_CANTCREAT
 
 
 class QueryError(LeiStoreError):

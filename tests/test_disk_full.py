@@ -12,7 +12,7 @@ from storecheck import git_blob, over_rows, xdb
 
 @pytest.fixture
 def small_fs(tmp_path):
-    with small_tmpfs(tmp_path / "fs", "3m") as mnt:
+    with small_tmpfs(tmp_path / "fs", "4m") as mnt:
         yield mnt
 
 

@@ -146,9 +146,13 @@ def _warm_up(store_args: list[str]) -> None:
     """A query that matches nothing, so the request's query runs in a warm process: the pages it
     touches are already this worker's own (~5 ms of copy-on-write faults otherwise)."""
     try:
-        sys.modules["lei_store.cli.main"].main([*store_args, "q", "-f", "jsonl", "mid:warm-up@lei-store.invalid"])
+        # _run, not main: a warm-up is not a query the store's metrics should count
+        sys.modules["lei_store.cli.main"]._run([*store_args, "q", "-f", "jsonl", "mid:warm-up@lei-store.invalid"])
     except BaseException:  # no such store (yet), or anything else: only speed is at stake
         pass
+    from lei_store import tally
+
+    tally.counts.clear()
 
 
 def _spawn_worker(listener: socket.socket, lock, stamp, warm_store: list[str]) -> tuple[int, socket.socket]:

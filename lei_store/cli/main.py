@@ -11,34 +11,22 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-import msgspec
-
+from lei_store.cli.common import PROG, done, emit_json, store_dir, store_layout, with_progress
 from lei_store.cli.protocol import command_of
 from lei_store.errors import (
     EX_SOFTWARE,
     DamagedStoreError,
     DiskFullError,
     LeiStoreError,
+    QuotaExceededError,
     SkippedInputsError,
     from_os_error,
     is_disk_full,
 )
 
-PROG = "lei-store"
 COMMANDS = ("init", "import", "q", "lcat", "tag", "rm", "ls-mail-sync", "forget-mail-sync", "refresh-mail-sync",
             "export-kw", "reindex", "clone", "fetch", "fsck", "backup", "restore", "gc", "ls-label", "blob",
-            "daemon-pid", "daemon-kill")
-
-
-def _store_dir(args) -> Path:
-    from lei_store.paths import default_store_dir
-
-    chosen = args.store or getattr(args, "global_store", None)
-    return Path(chosen) if chosen else default_store_dir()
-
-
-def _emit_json(obj) -> None:
-    sys.stdout.buffer.write(msgspec.json.encode(obj) + b"\n")
+            "daemon-pid", "daemon-kill", "mailboxes", "mailbox", "changes", "watch", "quota", "metrics", "purge")
 
 
 # -- subcommands ------------------------------------------------------------
@@ -47,7 +35,7 @@ def cmd_init(args) -> int:
     from lei_store.paths import record_store_dir
     from lei_store.write.store import Store
 
-    root = Path(args.dir).absolute() if args.dir else _store_dir(args)
+    root = Path(args.dir).absolute() if args.dir else store_dir(args)
     store = Store.create(root)
     if args.dir:
         record_store_dir(store.root)  # as `lei init DIR` does
@@ -76,7 +64,7 @@ def cmd_import(args) -> int:
     if not args.locations and not args.stdin:
         raise LeiStoreError("nothing to import: give a Maildir, mbox or .eml path, or --stdin")
     sources = _sources(args)
-    store = Store.open(_store_dir(args), create=True)
+    store = Store.open(store_dir(args), create=True)
     bar = Progress("importing", enabled=None if not args.quiet else False)
     add = AddOptions(use_keywords=not args.no_kw, keywords=args.mods.add_kw, labels=args.mods.add_labels,
                      record_sync=not args.no_mail_sync)
@@ -91,6 +79,11 @@ def cmd_import(args) -> int:
         finally:
             bar.close()
     _report(writer.stats, args)
+    if writer.stats.over_quota:
+        q = writer.feed.usage if writer.feed else None
+        limits = f" (limits: {q.max_bytes or 'no'} bytes, {q.max_messages or 'no'} messages)" if q else ""
+        raise QuotaExceededError(f"quota reached: {writer.stats.over_quota} message(s) not stored{limits}; "
+                                 "everything before the limit was stored")
     if writer.stats.rejected:
         raise SkippedInputsError(f"{writer.stats.rejected} input(s) skipped (named above); "
                                  "everything else was stored")
@@ -129,7 +122,7 @@ def _size(text: str) -> int:
 
 def _report(stats, args) -> None:
     if args.json:
-        _emit_json(stats)
+        emit_json(stats)
     if not args.quiet:
         rate = stats.messages / stats.seconds if stats.seconds else 0
         print(f"{PROG}: {stats.messages} messages read: {stats.added} new, {stats.attached} new copies, "
@@ -140,17 +133,10 @@ def _report(stats, args) -> None:
               f"({stats.seconds:.1f}s, {rate:.0f} msgs/s)", file=sys.stderr)
 
 
-def _layout(args):
-    """The store to read: readers never create one and never import the writer."""
-    from lei_store.paths import existing_store
-
-    return existing_store(_store_dir(args))
-
-
 def cmd_blob(args) -> int:
     from lei_store.disk.blobs import BlobReader
 
-    layout = _layout(args)
+    layout = store_layout(args)
     blobs = BlobReader(layout)
     for oid in args.oids:
         data = blobs.find(oid)
@@ -166,7 +152,7 @@ def cmd_lcat(args) -> int:
     from lei_store.read import output
     from lei_store.read.search import Reader
 
-    layout = _layout(args)
+    layout = store_layout(args)
     blobs = BlobReader(layout)
     reader = Reader(layout.root)
     hits = []
@@ -190,7 +176,7 @@ def cmd_q(args) -> int:
     from lei_store.read import output, query
     from lei_store.read.search import Reader
 
-    layout = _layout(args)
+    layout = store_layout(args)
     git_dir = layout.all_git
     text = query.rewrite_dates(sys.stdin.read(), git_dir) if args.stdin else query.from_argv(args.query, git_dir)
     if not text.strip():
@@ -221,7 +207,7 @@ def cmd_q(args) -> int:
 def cmd_ls_label(args) -> int:
     from lei_store.read.search import Reader
 
-    for label in Reader(_layout(args).root).all_labels():
+    for label in Reader(store_layout(args).root).all_labels():
         print(label)
     return 0
 
@@ -248,7 +234,7 @@ def cmd_daemon_kill(args) -> int:
 def _tag_like(args, action: str) -> int:
     from lei_store.ops import tagging
 
-    layout = _layout(args)
+    layout = store_layout(args)
     text = None
     if args.query:
         from lei_store.read import query
@@ -258,7 +244,7 @@ def _tag_like(args, action: str) -> int:
     stats = (tagging.tag(layout.root, selection, args.mods, lock_timeout=args.lock_timeout) if action == "tag"
              else tagging.rm(layout.root, selection, lock_timeout=args.lock_timeout))
     if args.json:
-        _emit_json(stats)
+        emit_json(stats)
     if not args.quiet:
         verb = "changed" if action == "tag" else "removed"
         print(f"{PROG}: {stats.matched} messages matched, {stats.changed} {verb}, "
@@ -282,7 +268,7 @@ def cmd_rm(args) -> int:
 def _mail_sync(args, readonly: bool = False):
     from lei_store.disk.mailsync import MailSync
 
-    layout = _layout(args)
+    layout = store_layout(args)
     return layout, MailSync(layout.mail_sync, layout.mail_sync_lock, readonly=readonly)
 
 
@@ -311,7 +297,7 @@ def cmd_forget_mail_sync(args) -> int:
 
 def _folder_report(results, args, verb) -> None:
     if args.json:
-        _emit_json(results)
+        emit_json(results)
     for r in results:
         print(f"{PROG}: {r.folder}: {verb(r)}", file=sys.stderr)
 
@@ -321,7 +307,7 @@ def cmd_refresh_mail_sync(args) -> int:
 
     if not args.folders and not args.all:
         raise LeiStoreError("name the folders to refresh, or --all")
-    results = folders.refresh(_layout(args), args.folders or None)
+    results = folders.refresh(store_layout(args), args.folders or None)
     _folder_report(results, args, lambda r: f"{r.removed} stale entries removed, {r.added} added")
     return 0
 
@@ -332,29 +318,9 @@ def cmd_export_kw(args) -> int:
     if not args.folders and args.all is None:
         raise LeiStoreError("name the folders to export to, or --all[=local|remote]")
     where = None if args.all in (None, "all") else args.all
-    results = folders.export_kw(_layout(args), args.folders or None, where=where, mode=args.mode)
+    results = folders.export_kw(store_layout(args), args.folders or None, where=where, mode=args.mode)
     _folder_report(results, args, lambda r: f"{r.exported} messages updated")
     return 0
-
-
-def _done(stats, args, line) -> int:
-    """The end of a long command: the stats as JSON with --json, a summary line unless --quiet."""
-    if args.json:
-        _emit_json(stats)
-    if not args.quiet:
-        print(f"{PROG}: {line(stats)}", file=sys.stderr)
-    return 0
-
-
-def _with_progress(args, what: str, run):
-    """Run RUN(progress_callback) under a progress bar (shown on a terminal, never with --quiet)."""
-    from lei_store.cli.progress import Progress
-
-    bar = Progress(what, enabled=None if not args.quiet else False)
-    try:
-        return run(bar.advance)
-    finally:
-        bar.close()
 
 
 def _indexed(what: str):
@@ -365,9 +331,9 @@ def _indexed(what: str):
 def cmd_reindex(args) -> int:
     from lei_store.ops.reindex import reindex
 
-    stats = _with_progress(args, "reindexing", lambda progress: reindex(
-        _store_dir(args), shards=args.shards, jobs=args.jobs, progress=progress, lock_timeout=args.lock_timeout))
-    return _done(stats, args, lambda s: (
+    stats = with_progress(args, "reindexing", lambda progress: reindex(
+        store_dir(args), shards=args.shards, jobs=args.jobs, progress=progress, lock_timeout=args.lock_timeout))
+    return done(stats, args, lambda s: (
         f"reindexed {s.messages} messages from {s.commits} commits ({s.removed} removed, "
         f"{s.keywords_restored} keyword/label states restored{', resumed' if s.resumed else ''}) "
         f"in {s.seconds:.1f}s"))
@@ -376,17 +342,17 @@ def cmd_reindex(args) -> int:
 def cmd_clone(args) -> int:
     from lei_store.ops.replica import clone
 
-    stats = _with_progress(args, "indexing", lambda progress: clone(
+    stats = with_progress(args, "indexing", lambda progress: clone(
         args.src, Path(args.dest), jobs=args.jobs, progress=progress))
-    return _done(stats, args, _indexed(f"cloned {args.src} into {args.dest}"))
+    return done(stats, args, _indexed(f"cloned {args.src} into {args.dest}"))
 
 
 def cmd_fetch(args) -> int:
     from lei_store.ops.replica import fetch
 
-    stats = _with_progress(args, "indexing", lambda progress: fetch(_store_dir(args), jobs=args.jobs,
+    stats = with_progress(args, "indexing", lambda progress: fetch(store_dir(args), jobs=args.jobs,
                                                                     progress=progress))
-    return _done(stats, args, _indexed("fetched"))
+    return done(stats, args, _indexed("fetched"))
 
 
 def cmd_fsck(args) -> int:
@@ -395,15 +361,15 @@ def cmd_fsck(args) -> int:
     if args.repair:
         from lei_store.ops.repair import repair
 
-        before, report, notes = repair(_store_dir(args), jobs=args.jobs)
+        before, report, notes = repair(store_dir(args), jobs=args.jobs)
         if notes:
             print(f"{PROG}: found {before.counts.get('errors', 0)} errors", file=sys.stderr)
         for note in notes:
             print(f"{PROG}: {note}", file=sys.stderr)
     else:
-        report = check(_store_dir(args), quick=args.quick)
+        report = check(store_dir(args), quick=args.quick)
     if args.json:
-        _emit_json(report)
+        emit_json(report)
     else:
         sys.stdout.write(format_report(report, verbose=args.verbose) + "\n")
     return 0 if report.ok else 2
@@ -412,8 +378,8 @@ def cmd_fsck(args) -> int:
 def cmd_backup(args) -> int:
     from lei_store.ops.backup import backup
 
-    stats = backup(_store_dir(args), Path(args.file), lock_timeout=args.lock_timeout)
-    return _done(stats, args, lambda s: (
+    stats = backup(store_dir(args), Path(args.file), lock_timeout=args.lock_timeout)
+    return done(stats, args, lambda s: (
         f"backed up {s.epochs} epoch(s), {s.commits} commits, {s.journal_entries} journal entries and "
         f"{s.sync_folders} synced folders to {s.file} ({s.bytes} bytes, {s.seconds:.1f}s)"))
 
@@ -422,7 +388,7 @@ def cmd_restore(args) -> int:
     from lei_store.ops.backup import restore
 
     stats = restore(Path(args.file), Path(args.dir), jobs=args.jobs)
-    return _done(stats, args, lambda s: (
+    return done(stats, args, lambda s: (
         f"restored {s.epochs} epoch(s), {s.commits} commits into {s.store} and "
         f"indexed {s.messages} messages ({s.seconds:.1f}s)"))
 
@@ -430,11 +396,12 @@ def cmd_restore(args) -> int:
 def cmd_gc(args) -> int:
     from lei_store.ops.gc import gc
 
-    stats = gc(_store_dir(args), lock_timeout=args.lock_timeout)
-    return _done(stats, args, lambda s: (
+    stats = gc(store_dir(args), lock_timeout=args.lock_timeout, expunge=args.expunge)
+    return done(stats, args, lambda s: (
         f"gc: {s.bytes_before} -> {s.bytes_after} bytes (git {s.git_before} -> {s.git_after}, "
         f"xapian {s.xapian_before} -> {s.xapian_after}, sqlite {s.sqlite_before} -> {s.sqlite_after}) "
-        f"in {s.seconds:.1f}s"))
+        + (f"{s.blobs_expunged} purged blobs expunged from epochs {s.epochs_rewritten} " if args.expunge else "")
+        + f"in {s.seconds:.1f}s"))
 
 
 # -- argument parsing -------------------------------------------------------
@@ -631,10 +598,16 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
                        description="Repack every epoch, compact every Xapian shard (docids kept) and "
                        "VACUUM the SQLite files, under the writer lock. Refuses when the free space "
                        "is below what the rewrite may need.")
+    s.add_argument("--expunge", action="store_true",
+                   help="first drop purged messages' blobs from git (rewrites only the epochs holding them)")
     s.add_argument("--lock-timeout", type=float, metavar="SECONDS")
     s.add_argument("--json", action="store_true")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_gc)
+
+    from lei_store.cli import mailcmds
+
+    mailcmds.add_parsers(add, common, _size)
 
     s = add("ls-label", parents=[common], help="list every label in use")
     s.set_defaults(func=cmd_ls_label)
@@ -655,9 +628,47 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lei_store.mail.keywords import parse_modifiers
+    """Run one command; its numbers go to the store's metrics (ops/metrics.py), its errors to one line."""
+    import time
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    started = time.monotonic()
+    code = 70
+    try:
+        code = _run(argv)
+        return code
+    finally:
+        _tally(argv, time.monotonic() - started, code)
+
+
+def _tally(argv: list[str], seconds: float, code: int) -> None:
+    """Leave the command's numbers in its store's metrics.sqlite3 (never fails the command)."""
+    from lei_store import tally
+    from lei_store.paths import Layout, default_store_dir
+
+    command = command_of(argv)
+    if command not in COMMANDS or command in ("daemon-pid", "daemon-kill", "metrics"):
+        return
+    try:
+        i = argv.index("--store") if "--store" in argv else -1
+        root = Path(argv[i + 1]) if i >= 0 else next(
+            (Path(a.split("=", 1)[1]) for a in argv if a.startswith("--store=")), None) or default_store_dir()
+        if not Layout(root.absolute()).is_store():
+            return
+        from lei_store.ops.metrics import record
+
+        record(root, command, seconds, _OUTCOMES.get(code, "error"), dict(tally.counts))
+    except (OSError, IndexError, ValueError):
+        pass
+
+
+_OUTCOMES = {0: "ok", 1: "input", 2: "fsck_errors", 3: "resync", 65: "damaged", 66: "skipped", 69: "unavailable",
+             70: "internal", 73: "quota", 74: "io", 75: "locked", 77: "permission", 130: "interrupted", 141: "pipe"}
+
+
+def _run(argv: list[str]) -> int:
+    from lei_store.mail.keywords import parse_modifiers
+
     try:
         argv, mods = parse_modifiers(argv)
         args = parser_for(command_of(argv)).parse_args(argv)

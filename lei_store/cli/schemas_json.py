@@ -9,10 +9,15 @@ import msgspec
 
 
 def schemas() -> dict[str, dict]:
+    from lei_store.disk.feed import Change, Highest
+    from lei_store.disk.mailboxes import Mailbox
     from lei_store.ops.backup import BackupStats
     from lei_store.ops.folders import FolderStats
     from lei_store.ops.fsck import FsckReport
     from lei_store.ops.gc import GcStats
+    from lei_store.ops.mailbox import MailboxResult
+    from lei_store.ops.purge import PurgeResult
+    from lei_store.ops.quota import Quota
     from lei_store.ops.reindex import ReindexStats
     from lei_store.ops.tagging import TagStats
     from lei_store.read.search import Result
@@ -27,6 +32,12 @@ def schemas() -> dict[str, dict]:
         "fsck-report.schema.json": msgspec.json.schema(FsckReport),
         "backup-stats.schema.json": msgspec.json.schema(BackupStats),
         "gc-stats.schema.json": msgspec.json.schema(GcStats),
+        "mailboxes.schema.json": msgspec.json.schema(list[Mailbox]),
+        "mailbox-result.schema.json": msgspec.json.schema(MailboxResult),
+        "change.schema.json": msgspec.json.schema(Change),  # changes/watch: one object per line
+        "changes-end.schema.json": msgspec.json.schema(Highest),  # changes: the last line
+        "quota.schema.json": msgspec.json.schema(Quota),
+        "purge-result.schema.json": msgspec.json.schema(PurgeResult),
     }
 
 

@@ -114,3 +114,15 @@ class BlobStream:
     def close(self) -> None:
         self._in.close()
         self.proc.wait()
+
+
+def blob_sizes(all_git: Path, oids: list[bytes]) -> dict[bytes, int]:
+    """Sizes of blobs (raw OIDs) by one `git cat-file --batch-check`; missing ones are left out."""
+    proc = git.popen(all_git, "cat-file", "--batch-check", stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out, _ = proc.communicate(b"".join(oid.hex().encode() + b"\n" for oid in oids))
+    sizes = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] == b"blob":
+            sizes[bytes.fromhex(parts[0].decode())] = int(parts[2])
+    return sizes

@@ -27,6 +27,17 @@ class Entry(NamedTuple):
     at: int
 
 
+class Event(NamedTuple):
+    """A row to append: a change to the store, which the append gives the next modseq."""
+
+    oidbin: bytes  # the message's key blob (its first); b"" for an event about a mailbox
+    op: str  # "set" (its state is now kw/labels) or "rm" (it was removed)
+    kw: Iterable[str] = ()
+    labels: Iterable[str] = ()
+    kind: str | None = None  # added, changed, copy, removed, mailbox, rewrite (feed.py); None: as op says
+    detail: str | None = None  # copy: the attached blob; mailbox, rewrite: what happened, as JSON
+
+
 def _words(text: str) -> tuple[str, ...]:
     return tuple(text.split()) if text else ()
 
@@ -40,22 +51,34 @@ class Journal:
             self.db = connect_ro(path)
             return
         self.db = connect_rw(path, "journal", "rebuilds it from the index")
+        from lei_store.disk import journaldb
+
+        journaldb.ensure(self.db)
 
     def close(self) -> None:
         self.commit()
         self.db.close()
 
-    def record(self, entries: Iterable[tuple[bytes, str, Iterable[str], Iterable[str]]],
+    def record(self, entries: Iterable[tuple[bytes, str, Iterable[str], Iterable[str]] | Event],
                at: int | None = None) -> int:
-        """Append (oidbin, op, keywords, labels) entries; returns how many."""
+        """Append entries ((oidbin, op, keywords, labels) or Events); returns the modseq of the first
+        (the others follow it one by one: a single writer appends in one transaction), 0 for none."""
         at = int(time.time()) if at is None else at
-        rows = [(oid, op, " ".join(sorted(kw)), " ".join(sorted(labels)), at)
-                for oid, op, kw, labels in entries]
-        if rows:
-            if not self.db.in_transaction:
-                self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany("INSERT INTO volatile (oidbin, op, kw, labels, at) VALUES (?, ?, ?, ?, ?)", rows)
-        return len(rows)
+        rows = [(e[0], e[1], " ".join(sorted(e[2])), " ".join(sorted(e[3])), at,
+                 e.kind if isinstance(e, Event) else None, e.detail if isinstance(e, Event) else None)
+                for e in entries]
+        if not rows:
+            return 0
+        self.begin()
+        cur = self.db.executemany("INSERT INTO volatile (oidbin, op, kw, labels, at, kind, detail) "
+                                  "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        last = self.db.execute("SELECT last_insert_rowid()").fetchone()[0]
+        assert cur.rowcount == len(rows)
+        return last - len(rows) + 1
+
+    def begin(self) -> None:
+        if not self.db.in_transaction:
+            self.db.execute("BEGIN IMMEDIATE")
 
     def commit(self) -> None:
         if self.db.in_transaction:
@@ -68,7 +91,7 @@ class Journal:
     def latest(self) -> Iterator[Entry]:
         """The newest entry of every blob, oldest first (apply in this order: the last one wins)."""
         q = ("SELECT seq, oidbin, op, kw, labels, at FROM volatile WHERE seq IN "
-             "(SELECT MAX(seq) FROM volatile GROUP BY oidbin) ORDER BY seq")
+             "(SELECT MAX(seq) FROM volatile WHERE oidbin != x'' GROUP BY oidbin) ORDER BY seq")
         for seq, oid, op, kw, labels, at in self.db.execute(q):
             yield Entry(seq, bytes(oid), op, _words(kw), _words(labels), at)
 

@@ -40,6 +40,8 @@ class GcStats(msgspec.Struct):
     sqlite_after: int = 0
     bytes_before: int = 0
     bytes_after: int = 0
+    epochs_rewritten: list[int] = []  # --expunge: the epochs whose history lost purged messages
+    blobs_expunged: int = 0  # --expunge: purged blobs no longer in git
     seconds: float = 0.0
 
 
@@ -137,14 +139,20 @@ def _vacuum(path: Path) -> None:
         db.close()
 
 
-def gc(root: Path, *, lock_timeout: float | None = None) -> GcStats:
-    """Repack every epoch, compact every shard (docids kept), vacuum the SQLite files."""
+def gc(root: Path, *, lock_timeout: float | None = None, expunge: bool = False) -> GcStats:
+    """Repack every epoch, compact every shard (docids kept), vacuum the SQLite files; with
+    EXPUNGE first drop purged blobs from git by rewriting the epochs that hold them."""
     started = time.monotonic()
     lay = existing_store(Path(root))
     stats = GcStats()
     with locked(lay.writer_lock, lock_timeout):
         _recover_shards(lay)
         check_space(lay)
+        if expunge:
+            from lei_store.ops.expunge import expunge as drop_purged
+
+            done = drop_purged(lay)
+            stats.epochs_rewritten, stats.blobs_expunged = done.epochs_rewritten, done.blobs_dropped
         stats.git_before, stats.xapian_before, stats.sqlite_before = _sizes(lay)
         nums = lay.epoch_numbers()
         for n in nums:

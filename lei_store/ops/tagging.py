@@ -13,6 +13,7 @@ from pathlib import Path
 
 import msgspec
 
+from lei_store import tally
 from lei_store.errors import LeiStoreError
 from lei_store.mail.keywords import VolatileChange
 from lei_store.sources import Source, read_source
@@ -77,6 +78,7 @@ def _run(root: Path, selection: Selection, act, lock_timeout: float | None) -> T
     if not selection.sources and selection.query is None:
         raise LeiStoreError("no messages given: name files/Maildirs/mboxes, use --stdin, or -q QUERY")
     stats = TagStats()
+    tally.add("tag_operations")
     with Store.open(root).writer(lock_timeout=lock_timeout, jobs=1, on_commit=export_to_maildirs) as writer:
         nums, stats.unimported = _select(writer, selection)
         stats.matched = len(nums)

@@ -14,6 +14,7 @@ from typing import Iterator, NamedTuple
 import msgspec
 import xapian
 
+from lei_store import tally
 from lei_store.disk import shards
 from lei_store.disk.over import Over, OverRow
 from lei_store.errors import QueryError
@@ -118,6 +119,7 @@ class Reader:
         from lei_store.read.query import parse
 
         parsed = parse(self.db, query)
+        tally.add("queries")
         for _attempt in range(10):  # a writer may commit under us: reopen and retry, as lei does
             try:
                 mset = self._mset(parsed, sort, reverse, offset, limit, threads)

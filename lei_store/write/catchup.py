@@ -58,17 +58,23 @@ def catch_up(writer, layout) -> CaughtUp:
             if not changes:
                 continue
             commits += len(changes)
-            adds, drops = [], []
+            adds, drops, others = [], [], []
             for c in _last_changes(changes):
                 held = writer.over.docids_of_blob(bytes.fromhex(c.oid))
                 if c.path == "m" and not held:
                     adds.append(c)
                 elif c.path == "d" and held:
                     drops.extend(held)
+                elif c.path == "m":
+                    others.extend(held)  # indexed by someone else (lei): the feed may not know it
             blobs = blobs or BlobStream(layout.all_git)
             items = (Item(blobs.read(c.oid), None, origin=f"{c.epoch}.git {c.commit}", now=c.when) for c in adds)
             writer.add_from_git(items)
             removed += writer.remove(drops, from_git=True)
+            if writer.feed is not None and others:
+                from lei_store.write.feedidx import adopt
+
+                adopt(writer, sorted(set(others)))
             messages += len(adds)
             writer.set_meta(mark_key(epoch), tip)
             writer.flush()

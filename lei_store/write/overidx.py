@@ -91,6 +91,11 @@ class OverIdx:
         rows = [row_from_sql(*r) for r in self.db.execute(q, (mid,))]
         return [r for r in rows if r.bytes > 0]
 
+    def real_nums(self) -> list[int]:
+        """Every stored message's number (rows of other inboxes, bytes = 0, left out)."""
+        rows = self.db.execute("SELECT num, ddd FROM over WHERE num > 0 ORDER BY num")
+        return [num for num, ddd in rows if ddd and int(decode_ddd(ddd)[7] or 0) > 0]
+
     def existing_blobs(self, oidbins: set[bytes]) -> set[bytes]:
         """The subset of these blobs that some message row still references."""
         found: set[bytes] = set()

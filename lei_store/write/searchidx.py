@@ -225,7 +225,9 @@ def _kind(e: Exception) -> str:
 def _error(reply: Reply) -> Exception:
     from lei_store.errors import DamagedStoreError, DiskFullError
 
-    return {"damaged": DamagedStoreError, "full": DiskFullError}.get(reply.kind, StorageError)(reply.message)
+    if reply.kind == "full":
+        return DiskFullError(f"disk full: {reply.message}")
+    return (DamagedStoreError if reply.kind == "damaged" else StorageError)(reply.message)
 
 
 def _apply(writer: ShardWriters, req: Request) -> Reply | None:

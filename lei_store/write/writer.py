@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 import msgspec
 
+from lei_store import tally
 from lei_store.disk.gitlog import mark_key
-from lei_store.disk.journal import Entry, Journal
+from lei_store.disk.journal import Entry, Event, Journal
 from lei_store.disk.mailsync import MailSync
 from lei_store.errors import InputError
 from lei_store.locks import locked
@@ -33,6 +34,7 @@ from lei_store.sources.items import Item
 from lei_store.write import epochs, overidx, searchidx
 from lei_store.write.analysis import Analysed, analyse, analysed, list_id_terms
 from lei_store.write.faults import reached
+from lei_store.write.feedidx import FeedIndex
 from lei_store.write.searchidx import VolatileState
 
 if TYPE_CHECKING:
@@ -53,6 +55,7 @@ class ImportStats(msgspec.Struct):
     exported: int = 0  # synced Maildir files renamed to show changed keywords
     problems: int = 0  # messages stored despite parts that did not parse
     rejected: int = 0  # inputs not stored: unreadable, not a regular file, over the size limit
+    over_quota: int = 0  # messages not stored because the store's quota is reached
     seconds: float = 0.0
 
 
@@ -104,6 +107,12 @@ class Writer:
         self._removing = False  # this batch unindexes messages: commit over before Xapian
         self._pending: dict[bytes, bytes] = {}  # oidbin -> content hash, written since last checkpoint
         self._in_batch = 0
+        self.feed: FeedIndex | None = None  # the change feed, kept by every journaling writer
+        self._added: dict[int, bytes] = {}  # this batch's new messages: num -> key blob
+        self._attached: list[tuple[int, bytes]] = []  # this batch's new copies: (num, blob)
+        self._removed: list[bytes] = []  # this batch's removed messages' key blobs
+        self._sizes: dict[bytes, int] = {}  # bytes of this batch's new blobs
+        self._batch_use = (0, 0)  # bytes and messages this batch adds (the quota counts them now)
 
     # -- lifecycle --------------------------------------------------------
     def __enter__(self) -> Writer:
@@ -114,6 +123,7 @@ class Writer:
             self.shards = searchidx.ShardProcesses(searchidx.shard_paths(self.lay))
             self.mailsync = MailSync(self.lay.mail_sync, self.lay.mail_sync_lock)
             self.journal = Journal(self.lay.journal)
+            self.feed = FeedIndex(self.journal) if self.journaling else None
             self.git = epochs.EpochWriter(self.lay, epochs.default_branch(), self.rotate_bytes)
             self.ident = epochs.committer_ident()
             self._begin_batch()
@@ -122,7 +132,26 @@ class Writer:
             raise
         if self.write_git:
             self._catch_up()
+        if self.feed is not None and not self.feed.backfilled:
+            self._backfill()
         return self
+
+    def _backfill(self) -> None:
+        """A store from before the change feed (or lei's): record every message it holds as added,
+        once, so a follower starting from modseq 0 gets the whole store."""
+        from lei_store.write.feedidx import adopt
+
+        try:
+            nums = self.over.real_nums()
+            for i in range(0, len(nums), 5000):
+                adopt(self, nums[i:i + 5000])
+                self.flush()
+            assert self.feed is not None
+            self.feed.mark_backfilled()
+            self.flush()
+        except BaseException as e:
+            self.__exit__(type(e), e, e.__traceback__)
+            raise
 
     def _catch_up(self) -> None:
         """Index commits an earlier writer left in git unindexed (killed between its git checkpoint
@@ -163,13 +192,17 @@ class Writer:
         (so no keyword change is visible before it is recorded), Xapian, over, mail_sync."""
         self.git.checkpoint()
         reached("git-checkpoint")
+        tally.add("commits")
         self._mark_indexed()
         self._pending.clear()
         self.store.refresh()
         changes = self.shards.take_changes()
-        if self.journaling:
-            self.journal.record((oid, "set", c.kw, c.labels) for c in changes for oid in self.over.blobs_of(c.num)[:1])
+        events = self._events(changes)  # the batch's bookkeeping ends here whether the feed is kept or not
+        if self.feed is not None:
+            self.feed.record(events, self._sizes)
+            self.feed.commit()
             reached("journal-record")
+        self._sizes = {}
         self.journal.commit()
         reached("journal-commit")
         for key, value in self._meta.items():
@@ -190,6 +223,30 @@ class Writer:
         self._removing = False
         self._begin_batch()
 
+    def _events(self, changes: list[VolatileState]) -> list[Event]:
+        """The batch as the feed tells it: messages added, copies attached, states changed, messages
+        removed (each added or changed one with its whole keyword/label state)."""
+        added, attached, removed = self._added, self._attached, self._removed
+        self._added, self._attached, self._removed, self._batch_use = {}, [], [], (0, 0)
+        if self.feed is None:
+            return []
+        state = {c.num: (c.kw, c.labels) for c in changes}
+        events = []
+        for num, oid in added.items():
+            kw, labels = state.pop(num, ([], []))
+            events.append(Event(oid, "set", kw, labels, "added"))
+        new_state = {num: (list(e.kw), list(e.labels)) for num, e in zip(added, events, strict=True)}
+        for num, blob in attached:
+            key = self.over.blobs_of(num)[:1]
+            if key:
+                known = state.pop(num) if num in state else new_state.get(num)
+                kw, labels = known if known is not None else self.feed.state_of(key[0])
+                events.append(Event(key[0], "set", kw, labels, "copy", blob.hex()))
+        for num, (kw, labels) in state.items():
+            for first in self.over.blobs_of(num)[:1]:
+                events.append(Event(first, "set", kw, labels, "changed"))
+        return events + [Event(oid, "rm", kind="removed") for oid in removed]
+
     def _mark_indexed(self) -> None:
         """Record each written epoch's tip: everything up to it is indexed once this batch commits
         (what git holds past it is indexed by catchup.py, after a crash or a replica's fetch)."""
@@ -207,6 +264,11 @@ class Writer:
             try:
                 undo()
             except Exception:  # the original error is the one to report
+                pass
+        if self.feed is not None:
+            try:
+                self.feed.forget_cache()
+            except Exception:
                 pass
 
     def set_meta(self, key: str, value: str) -> None:
@@ -261,13 +323,29 @@ class Writer:
                 for num in docids:
                     self.shards.update_volatile(num, VolatileChange(set_kw=source_kw))
                 reached("keywords-set")
-        elif opts.from_git:  # indexed as they are: +kw/+L are for new input
+            self.tick()
+            return
+        matches = self._content_matches(a)
+        if opts.from_git:  # indexed as they are: +kw/+L are for new input
             self._pending[a.oidbin] = a.chash
-            self._index(a, source_kw or frozenset(), frozenset())
-        else:
+            self._index(a, matches, source_kw or frozenset(), frozenset())
+        elif self._within_quota(len(a.blob), not matches):
             self._commit_blob(a)
-            self._index(a, (source_kw or frozenset()) | opts.keywords, opts.labels)
+            self._index(a, matches, (source_kw or frozenset()) | opts.keywords, opts.labels)
         self.tick()
+
+    def _within_quota(self, size: int, new_message: bool) -> bool:
+        """Whether the store's quota leaves room for one more blob (counting this batch's)."""
+        if self.feed is None:
+            return True
+        used_bytes, used_messages = self._batch_use
+        usage = self.feed.usage
+        if not usage._replace(bytes=usage.bytes + used_bytes, messages=usage.messages + used_messages).allows(
+                size, new_message):
+            self.stats.over_quota += 1
+            return False
+        self._batch_use = (used_bytes + size, used_messages + new_message)
+        return True
 
     def _record_sync(self, item: Item, oidbin: bytes) -> None:
         assert item.folder is not None
@@ -283,13 +361,15 @@ class Writer:
         self._pending[a.oidbin] = a.chash
         if not self.write_git:
             return
+        tally.add("messages_imported")
+        tally.add("bytes_imported", len(a.blob))
         name, email = a.author
         self.git.add(a.blob, (name, email, a.ds, a.ds_tz), (*self.ident, a.ts, a.ts_tz), a.subject)
         reached("blob-written")
 
-    def _index(self, a: Analysed, keywords: frozenset[str], labels: frozenset[str]) -> None:
+    def _index(self, a: Analysed, matches: list[int], keywords: frozenset[str], labels: frozenset[str]) -> None:
         known = self.journaled.get(a.oidbin)
-        matches = self._content_matches(a)
+        self._sizes[a.oidbin] = len(a.blob)
         if matches:
             self.stats.attached += 1
             change = (VolatileChange(set_kw=frozenset(known.kw), set_labels=frozenset(known.labels)) if known
@@ -298,6 +378,7 @@ class Writer:
                 self.over.add_xref(num, a.oidbin)
                 self.shards.merge_terms(num, list_id_terms(a.list_ids))
                 self.shards.update_volatile(num, change)
+                self._attached.append((num, a.oidbin))
             return
         if known:  # rebuilding: the journal's state goes in with the document, not as a later change
             keywords, labels = frozenset(known.kw), frozenset(known.labels)
@@ -306,6 +387,7 @@ class Writer:
         tid = self.over.add_message(num, a.mids, a.refs, a.subject_path, a.ts, a.ds, a.ddd, a.oidbin)
         reached("over-row")
         self.shards.add(num, a.doc, tid, keywords, labels)
+        self._added[num] = a.oidbin
         reached("xapian-doc")
 
     def _content_matches(self, a: Analysed) -> list[int]:
@@ -358,7 +440,8 @@ class Writer:
                 if raw is not None:
                     self.git.remove(raw, self.ident)
             if self.journaling:
-                self.journal.record([(blobs[0], "rm", (), ())])
+                self._removed.append(blobs[0])
+            self._added.pop(num, None)
             self.over.remove_message(num)
             self.shards.delete(num)
             removed += 1

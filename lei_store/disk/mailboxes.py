@@ -1,0 +1,137 @@
+"""Mailboxes are labels (RFC 8621 semantics, as lei-store-format says): what a mailbox is called,
+which label holds it, and reading them with their counters.
+
+A mailbox name is what an IMAP client shows: any Unicode, `/` between levels of the hierarchy.
+A label is what lei stores: lower-case ASCII letters, digits and `_-./@,`, starting with a
+letter, digit or `_` and ending with a letter or digit (lei-tag(1)). The mapping between them
+is reversible and keeps every name that is already a label as it is ("work", "lists/btrfs"):
+
+- `INBOX` (in any case) is the label `inbox`;
+- each `/`-separated level that is not a valid label by itself (capitals, spaces, other
+  characters) becomes `__` followed by the lower-case base32hex of its UTF-8 bytes, so
+  "Work Stuff/2024" is the label `__ase7ik35e9ima6j6/2024`, which real lei lists and searches
+  as it is; `L:` queries take the label.
+
+Labels beginning with `__` are therefore reserved for encoded names.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import sqlite3
+from typing import Iterator
+
+import msgspec
+
+from lei_store.errors import InputError
+
+INBOX = "INBOX"
+ALL = "All"  # the \All view: every message
+DELIMITER = "/"
+_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_\-./@,]*[a-z0-9])?$")
+_SEGMENT = re.compile(r"^[a-z0-9_](?:[a-z0-9_\-.@,]*[a-z0-9])?$")
+_ESCAPED = "__"
+SPECIAL_USE = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+# the attribute a mailbox gets from its name, unless set otherwise (RFC 6154's usual names)
+DEFAULT_SPECIAL_USE = {"archive": "\\Archive", "drafts": "\\Drafts", "junk": "\\Junk", "spam": "\\Junk",
+                       "sent": "\\Sent", "trash": "\\Trash"}
+
+
+class Mailbox(msgspec.Struct):
+    """A mailbox with its counters, as `mailboxes --json` prints it (IMAP STATUS, rusmes MailboxCounters)."""
+
+    name: str
+    label: str | None  # None for the \All view
+    exists: int
+    unseen: int
+    recent: int  # joined since a client last selected it (its recent mark)
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    subscribed: bool
+    special_use: str | None = None
+
+
+def check_name(name: str) -> str:
+    """A mailbox name IMAP can carry, or InputError saying why not."""
+    if not name or len(name) > 200:
+        raise InputError(f"bad mailbox name {name!r}: empty or longer than 200 characters")
+    if name.startswith(DELIMITER) or name.endswith(DELIMITER) or DELIMITER * 2 in name:
+        raise InputError(f"bad mailbox name {name!r}: an empty level between '/'")
+    bad = sorted({c for c in name if c in "%*\\\"" or ord(c) < 0x20 or ord(c) == 0x7F})
+    if bad:
+        raise InputError(f"bad mailbox name {name!r}: it may not hold {' '.join(map(repr, bad))}")
+    return name
+
+
+def _b32(data: bytes) -> str:
+    return base64.b32hexencode(data).decode().rstrip("=").lower()
+
+
+def _unb32(text: str) -> bytes:
+    return base64.b32hexdecode(text.upper() + "=" * (-len(text) % 8))
+
+
+def label_of(name: str) -> str:
+    """The label holding the mailbox NAME."""
+    check_name(name)
+    if name.upper() == INBOX:
+        return "inbox"
+    parts = []
+    for segment in name.split(DELIMITER):
+        plain = _SEGMENT.match(segment) and not segment.startswith(_ESCAPED)
+        parts.append(segment if plain else _ESCAPED + _b32(segment.encode("utf-8")))
+    label = DELIMITER.join(parts)
+    if len(label) >= 244 or not _LABEL.match(label):
+        raise InputError(f"mailbox name {name!r} is too long to be held by a label")
+    return label
+
+
+def name_of(label: str) -> str:
+    """The mailbox a label holds (the inverse of label_of)."""
+    if label == "inbox":
+        return INBOX
+    parts = []
+    for segment in label.split(DELIMITER):
+        if segment.startswith(_ESCAPED):
+            try:
+                segment = _unb32(segment[len(_ESCAPED):]).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                pass  # a label lei made that only looks encoded: shown as it is
+        parts.append(segment)
+    return DELIMITER.join(parts)
+
+
+def default_special_use(name: str) -> str | None:
+    return DEFAULT_SPECIAL_USE.get(name.rpartition(DELIMITER)[2].lower())
+
+
+_COLUMNS = "id, name, label, uidvalidity, uidnext, highestmodseq, subscribed, special_use, recent_uid"
+
+
+def has_tables(db: sqlite3.Connection) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE name = 'mailboxes'").fetchone() is not None
+
+
+def listing(db: sqlite3.Connection, names: list[str] | None = None) -> Iterator[Mailbox]:
+    """Every mailbox (or those NAMES) with exact counters, from the journal's tables."""
+    if not has_tables(db):
+        return
+    for row in db.execute(f"SELECT {_COLUMNS} FROM mailboxes ORDER BY name = ? DESC, name = ? DESC, name",
+                          (INBOX, ALL)):
+        mid, name, label, uidvalidity, uidnext, modseq, subscribed, special, recent_uid = row
+        if names is not None and name not in names:
+            continue
+        exists, unseen, recent = db.execute(
+            "SELECT COUNT(*), COUNT(*) - COALESCE(SUM(seen), 0), COALESCE(SUM(uid >= ?), 0) FROM members "
+            "WHERE mailbox = ?", (recent_uid, mid)).fetchone()
+        yield Mailbox(name, label, exists, unseen, recent, uidvalidity, uidnext, modseq, bool(subscribed), special)
+
+
+def find(db: sqlite3.Connection, name: str) -> tuple[int, str | None] | None:
+    """(id, label) of the mailbox called NAME, None when there is none."""
+    if not has_tables(db):
+        return None
+    row = db.execute("SELECT id, label FROM mailboxes WHERE name = ?", (name,)).fetchone()
+    return (row[0], row[1]) if row else None

@@ -1,0 +1,94 @@
+"""`lei-store mailboxes` and `lei-store mailbox create|rename|delete|subscribe|unsubscribe`.
+
+Mailboxes are labels: a mailbox is listed with its counters from the feed's tables; renaming one
+moves its label on every member (UIDs and UIDVALIDITY kept: the members stay the mailbox's),
+deleting one takes its label off every message, which stays in the archive. Every change is
+journaled, so a reindex keeps it and real `lei q L:NEW` sees it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from lei_store.disk import mailboxes, shards
+from lei_store.disk.journal import Journal
+from lei_store.disk.mailboxes import Mailbox
+from lei_store.errors import InputError
+from lei_store.mail.keywords import VolatileChange
+from lei_store.paths import Layout, existing_store
+from lei_store.write.store import Store
+from lei_store.write.writer import Writer
+
+ACTIONS = ("create", "rename", "delete", "subscribe", "unsubscribe")
+
+
+class MailboxResult(msgspec.Struct):
+    """What `mailbox ACTION` did."""
+
+    action: str
+    name: str
+    new: str | None = None
+    label: str | None = None  # the mailbox's label afterwards (its old one, after delete)
+    messages: int = 0  # messages whose label moved (rename) or was taken off (delete)
+    modseq: int = 0  # the store's highest modseq afterwards
+
+
+def listing(root: Path, names: list[str] | None = None) -> list[Mailbox]:
+    """Every mailbox with its counters (read-only, no lock)."""
+    lay = existing_store(Path(root))
+    if not lay.journal.exists():
+        return []
+    journal = Journal(lay.journal, readonly=True)
+    try:
+        return list(mailboxes.listing(journal.db, names))
+    finally:
+        journal.db.close()
+
+
+def _nums_labelled(lay: Layout, label: str) -> list[int]:
+    """Message numbers of every document with the label, as committed (the writer holds the lock)."""
+    db = shards.open_all(lay)
+    try:
+        n = lay.shard_count()
+        return [shards.num_of(p.docid, n) for p in db.postlist(b"L" + label.encode())]
+    finally:
+        db.close()
+
+
+def _relabel(writer: Writer, old: str, new: str | None) -> int:
+    nums = _nums_labelled(writer.lay, old)
+    change = VolatileChange(remove_labels=frozenset({old}), add_labels=frozenset({new}) if new else frozenset())
+    writer.change_volatile(nums, change)
+    return len(nums)
+
+
+def manage(root: Path, action: str, name: str, new: str | None = None, *,
+           lock_timeout: float | None = None) -> MailboxResult:
+    """Create, rename, delete, subscribe to or unsubscribe from a mailbox."""
+    if action not in ACTIONS:
+        raise InputError(f"unknown mailbox action {action!r} (known: {', '.join(ACTIONS)})")
+    if (action == "rename") != (new is not None):
+        raise InputError("rename takes the mailbox's name and its new name" if action == "rename"
+                         else f"{action} takes one mailbox name")
+    mailboxes.check_name(name)
+    result = MailboxResult(action, name, new)
+    with Store.open(root).writer(lock_timeout=lock_timeout, jobs=1) as w:
+        feed = w.feed
+        assert feed is not None  # a writer that journals keeps the feed
+        if action == "create":
+            feed.create(name)
+            result.label = mailboxes.label_of(name)
+        elif action == "rename":
+            assert new is not None
+            old_label, result.label = feed.rename(name, mailboxes.check_name(new))
+            result.messages = _relabel(w, old_label, result.label)
+        elif action == "delete":
+            result.label = feed.delete(name)
+            result.messages = _relabel(w, result.label, None)
+        else:
+            feed.subscribe(name, action == "subscribe")
+        w.flush()
+        result.modseq = w.journal.db.execute("SELECT COALESCE(MAX(seq), 0) FROM volatile").fetchone()[0]
+    return result
