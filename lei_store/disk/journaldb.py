@@ -5,6 +5,7 @@ change, in commit order: its `seq` is the store's modseq, so it is also the chan
 Beside it, kept in the same transactions by write/feedidx.py:
 
     messages   every stored message (keyed by its first blob): keywords, labels, size, modseq
+    blobs      every blob of every message (its copies too), with its size: what the quota counts
     mailboxes  every mailbox (a label, INBOX, the \\All view): UIDVALIDITY, UIDNEXT, modseq
     members    which message is in which mailbox under which UID, seen or not, its modseq
     vanished   tombstones: a UID that left a mailbox, and when (for followers, IMAP QRESYNC)
@@ -28,6 +29,8 @@ TABLES: dict[str, dict] = {
                  "pk": "oidbin", "not_null": {"kw", "labels", "bytes", "copies", "modseq"},
                  "defaults": {"kw": "", "labels": "", "bytes": 0, "copies": 1, "modseq": 0},
                  "indexes": [["modseq"]]},
+    "blobs": {"columns": {"oidbin": bytes, "message": bytes, "bytes": int}, "pk": "oidbin",
+              "not_null": {"message", "bytes"}, "indexes": [["message"]]},
     "mailboxes": {"columns": {"id": int, "name": str, "label": str, "uidvalidity": int, "uidnext": int,
                               "highestmodseq": int, "subscribed": int, "special_use": str, "recent_uid": int,
                               "created": int},
@@ -91,6 +94,25 @@ def _first_mailboxes(db: sqlite3.Connection) -> None:
             db.execute("INSERT INTO mailboxes (name, label, uidvalidity, uidnext, highestmodseq, subscribed, "
                        "special_use, recent_uid, created) VALUES (?, ?, ?, 1, 0, 1, ?, 1, ?)",
                        (name, label, now + i, special, now))
+
+
+def reset_feed(db: sqlite3.Connection) -> None:
+    """Forget what the feed derived (messages, blobs, members, tombstones, usage, the backfill mark),
+    give every mailbox a new UIDVALIDITY and start its UIDs again: the next writer records every
+    message anew. The journal's rows (the history, and the keywords a reindex replays) stay."""
+    import time
+
+    db.execute("BEGIN IMMEDIATE")
+    for table in ("messages", "blobs", "members", "vanished"):
+        db.execute(f"DELETE FROM {table}")
+    db.execute("DELETE FROM settings WHERE key IN ('usage_bytes', 'usage_messages', 'backfilled')")
+    # followers resync: what they hold may not match the new UIDs
+    db.execute("INSERT OR REPLACE INTO settings (key, value) SELECT 'feed_floor', COALESCE(MAX(seq), 0) FROM volatile")
+    top = db.execute("SELECT COALESCE(MAX(uidvalidity), 0) FROM mailboxes").fetchone()[0]
+    start = max(int(time.time()), top + 1)
+    for i, (mid,) in enumerate(db.execute("SELECT id FROM mailboxes ORDER BY id").fetchall()):
+        db.execute("UPDATE mailboxes SET uidvalidity = ?, uidnext = 1, recent_uid = 1 WHERE id = ?", (start + i, mid))
+    db.execute("COMMIT")
 
 
 def _create(sdb, name: str, spec: dict) -> None:

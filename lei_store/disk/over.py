@@ -116,7 +116,7 @@ class Over:
 
     def raw_xref3(self) -> Iterator[tuple[int, object, str]]:
         """(docid, oidbin, SQLite type of oidbin) of every xref3 row."""
-        return self.db.execute("SELECT docid, oidbin, typeof(oidbin) FROM xref3")
+        return self.db.execute("SELECT docid, oidbin, typeof(oidbin) FROM xref3 ORDER BY rowid")
 
     def counters(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT key, val FROM counter"))

@@ -101,6 +101,7 @@ class _Over:
     tids: set[int] = field(default_factory=set)  # every thread id in use, ghosts' included
     docs_of_blob: dict[bytes, list[int]] = field(default_factory=dict)  # xref3
     blobs_of_doc: dict[int, set[bytes]] = field(default_factory=dict)
+    key_of_doc: dict[int, bytes] = field(default_factory=dict)  # a message's first blob: the journal's key
     complete: bool = True
 
 
@@ -310,6 +311,7 @@ def _read_xref3(over: Over, state: _Over, f: _Findings) -> None:
             continue
         state.docs_of_blob.setdefault(oid, []).append(docid)
         state.blobs_of_doc.setdefault(docid, set()).add(oid)
+        state.key_of_doc.setdefault(docid, oid)
 
 
 def _check_over(layout: Layout, f: _Findings) -> _Over:
@@ -574,6 +576,10 @@ def check(root: Path, *, limit: int = 1000, quick: bool = False) -> FsckReport:
     _check_git_vs_xref3(git, over, synced, f)
     xap = _check_xapian(layout, over, f)
     _check_journal(layout, over, xap, f)
+    if f.counts["errors"] == 0:  # the feed is checked against a sound index (else only echoes)
+        from lei_store.ops.fsckfeed import check_feed
+
+        check_feed(layout, over, xap, git.live, f)
     return FsckReport(ok=f.counts["errors"] == 0, problems=f.problems, counts=f.counts)
 
 

@@ -69,7 +69,7 @@ class _StoreCollector:
         yield from self._operations()
         yield from self._gauges()
 
-    def _operations(self):
+    def _operations(self) -> Iterator:
         path = _path(self.lay.root)
         if not path.exists():
             return
@@ -112,7 +112,7 @@ class _StoreCollector:
             h.add_metric([command], cumulative, sum_value=sums.get(command, 0.0))
         return h
 
-    def _gauges(self):
+    def _gauges(self) -> Iterator:
         from lei_store.disk import feed, mailboxes
         from lei_store.sqlite import connect_ro
 

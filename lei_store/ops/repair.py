@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from lei_store import sqlite
-from lei_store.disk import shards
+from lei_store.disk import journaldb, shards
 from lei_store.disk.journal import Journal
 from lei_store.errors import DamagedStoreError
 from lei_store.locks import locked
@@ -108,8 +108,32 @@ def repair(root: Path, *, jobs: int | None = None, progress=None,
     notes = _repair_databases(layout, lock_timeout)
     epochs.update_alternates(layout)
     after = check(root) if notes else before
-    if not after.ok:
+    if not after.ok and not _only_feed(after):
         reindex(root, jobs=jobs, progress=progress, lock_timeout=lock_timeout)
         notes.append("rebuilt the index from git")
         after = check(root)
+    if not after.ok and _only_feed(after):
+        notes.append(_rebuild_feed(layout, lock_timeout))
+        after = check(root)
     return before, after, notes
+
+
+def _only_feed(report: FsckReport) -> bool:
+    """Whether every error is about the change feed's tables (derived from the index)."""
+    return all(p.where and p.where.startswith("journal.") for p in report.problems if p.severity == "error")
+
+
+def _rebuild_feed(layout: Layout, lock_timeout: float | None) -> str:
+    """Record the store's messages in the feed again, from the index, under new UIDVALIDITYs: the
+    old UIDs cannot be kept, and a UID must never be handed out twice."""
+    from lei_store.write.store import Store
+
+    with locked(layout.writer_lock, lock_timeout):
+        journal = Journal(layout.journal)
+        try:
+            journaldb.reset_feed(journal.db)
+        finally:
+            journal.close()
+    with Store.open(layout.root).writer(lock_timeout=lock_timeout, jobs=1):
+        pass  # a journaling writer records every message the feed lacks as it opens
+    return "the change feed's tables were out of step: rebuilt from the index (every mailbox has a new UIDVALIDITY)"

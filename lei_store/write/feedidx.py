@@ -74,7 +74,8 @@ class FeedIndex:
         if e.kind == "added":
             self._added(e.oidbin, set(e.kw), set(e.labels), sizes.get(e.oidbin, 0), modseq)
         elif e.kind == "copy":
-            self._copied(e.oidbin, sizes.get(bytes.fromhex(e.detail or ""), 0), modseq)
+            blob = bytes.fromhex(e.detail or "")
+            self._copied(e.oidbin, blob, sizes.get(blob, 0))
             self._set_state(e.oidbin, set(e.kw), set(e.labels), modseq)
         elif e.op == "rm":
             self._removed(e.oidbin, modseq)
@@ -124,13 +125,19 @@ class FeedIndex:
             return
         self.db.execute("INSERT INTO messages (oidbin, kw, labels, bytes, copies, modseq) VALUES (?, ?, ?, ?, 1, ?)",
                         (oidbin, " ".join(sorted(kw)), " ".join(sorted(labels)), size, modseq))
+        self.db.execute("INSERT OR REPLACE INTO blobs (oidbin, message, bytes) VALUES (?, ?, ?)",
+                        (oidbin, oidbin, size))
         self._use(size, 1)
         for box in self._wanted(labels, modseq):
             self._join(box, oidbin, "seen" in kw, modseq)
 
-    def _copied(self, oidbin: bytes, size: int, modseq: int) -> None:
-        self.db.execute("UPDATE messages SET copies = copies + 1, bytes = bytes + ? WHERE oidbin = ?", (size, oidbin))
-        self._use(size, 0)
+    def _copied(self, oidbin: bytes, blob: bytes, size: int) -> None:
+        """A copy attached: counted once, however often it is told (a re-run after a crash tells it again)."""
+        if self.db.execute("INSERT OR IGNORE INTO blobs (oidbin, message, bytes) VALUES (?, ?, ?)",
+                           (blob, oidbin, size)).rowcount:
+            self.db.execute("UPDATE messages SET copies = copies + 1, bytes = bytes + ? WHERE oidbin = ?",
+                            (size, oidbin))
+            self._use(size, 0)
 
     def _set_state(self, oidbin: bytes, kw: set[str], labels: set[str], modseq: int) -> None:
         done = self.db.execute("UPDATE messages SET kw = ?, labels = ?, modseq = ? WHERE oidbin = ?",
@@ -157,6 +164,7 @@ class FeedIndex:
             self._leave(mid, uid, modseq)
         if row is not None:
             self.db.execute("DELETE FROM messages WHERE oidbin = ?", (oidbin,))
+            self.db.execute("DELETE FROM blobs WHERE message = ?", (oidbin,))
             self._use(-row[0], -1)
 
     def _use(self, size: int, messages: int) -> None:
