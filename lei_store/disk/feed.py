@@ -67,8 +67,9 @@ def _kind(op: str, kind: str | None) -> str:
 def changes(db: sqlite3.Connection, since: int) -> Iterator[Change]:
     """Every change after modseq SINCE, oldest first; streamed (memory stays flat however many)."""
     if since < floor(db):
-        raise ResyncNeeded(f"modseq {since} is older than the feed keeps (it starts after {floor(db)}): "
-                           "read the whole state again (`lei-store q`, `mailboxes`) and follow from there")
+        raise ResyncNeeded(f"resync needed: modseq {since} is older than the feed keeps (it starts after "
+                           f"{floor(db)}): read the whole state again (`lei-store q`, `mailboxes`) and follow "
+                           "from the highest modseq")
     q = "SELECT seq, oidbin, op, kw, labels, kind, detail FROM volatile WHERE seq > ? ORDER BY seq"
     for seq, oid, op, kw, labels, kind, detail in db.execute(q, (since,)):
         k = _kind(op, kind)
@@ -86,7 +87,8 @@ def mailbox_changes(db: sqlite3.Connection, name: str, since: int) -> Iterator[C
     if found is None:
         raise LeiStoreError(f"no mailbox {name!r} (see `lei-store mailboxes`)")
     if since < floor(db):
-        raise ResyncNeeded(f"modseq {since} is older than the feed keeps for {name!r}: select it again")
+        raise ResyncNeeded(f"resync needed: modseq {since} is older than the feed keeps for {name!r}: "
+                           "read the mailbox again")
     mid, _label = found
     q = ("SELECT m.modseq, m.uid, m.oidbin, g.kw, g.labels, m.joined > ? FROM members m "
          "JOIN messages g ON g.oidbin = m.oidbin WHERE m.mailbox = ? AND m.modseq > ? UNION ALL "

@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT NOT NULL, label TEXT NOT NULL DEF
 CREATE TABLE IF NOT EXISTS durations (command TEXT NOT NULL, bucket REAL NOT NULL, count INTEGER NOT NULL,
                                       PRIMARY KEY (command, bucket));
 """
-COUNTERS = {"messages_imported": "messages stored by imports", "bytes_imported": "bytes of the messages stored",
+COUNTERS = {"messages_imported": "message blobs stored (copies of a message too)",
+            "bytes_imported": "bytes of the message blobs stored",
             "commits": "batches committed", "queries": "searches run", "tag_operations": "tag and rm commands run"}
 
 

@@ -134,16 +134,31 @@ def source_of(lay: Layout) -> str:
 
 
 def fetch(root: Path, *, jobs: int | None = None, progress=None) -> ReindexStats:
-    """git fetch every epoch (and clone new ones), refresh the journal, index only the new commits."""
+    """git fetch every epoch (and clone new ones), refresh the journal, index only the new commits.
+    When the source rewrote an epoch (`gc --expunge`), its old tip is no longer in the fetched
+    history: the index is rebuilt from git instead, and the dropped blobs pruned here too."""
+    from lei_store.disk.gitlog import head_commit
+    from lei_store.ops.reindex import reindex
+
     lay = existing_store(Path(root))
     src = source_of(lay)
     have = lay.epoch_numbers()
+    rewritten = []
     for n in have:
-        r = git.run(lay.epoch(n), "fetch", "--quiet", "--prune", "origin")
+        old = head_commit(lay.epoch(n))
+        r = git.run(lay.epoch(n), "fetch", "--quiet", "--prune", "origin")  # a mirror's refspec forces
         if r.returncode != 0:
             raise _remote_failure(r, f"git fetch into {lay.epoch(n)}", RemoteError)
+        new = head_commit(lay.epoch(n))
+        if old and new and old != new and not git.ok(lay.epoch(n), "merge-base", "--is-ancestor", old, new):
+            rewritten.append(n)
     for n in _remote_epochs(src, start=max(have) + 1):
         _mirror(src, n, lay.epoch(n))
     epochs.update_alternates(lay)
     _copy_journal(src, lay)
-    return index_new_commits(lay.root, jobs=jobs, progress=progress)
+    if not rewritten:
+        return index_new_commits(lay.root, jobs=jobs, progress=progress)
+    for n in rewritten:  # what the source expunged goes here too
+        git.output(lay.epoch(n), "reflog", "expire", "--expire=now", "--all")
+        git.output(lay.epoch(n), "-c", "gc.autoDetach=false", "gc", "--prune=now", "--quiet")
+    return reindex(lay.root, jobs=jobs, progress=progress)

@@ -1,0 +1,97 @@
+"""Retention: `purge` removes what a query finds (tombstones in the feed), `gc --expunge` drops the
+purged blobs from git itself by rewriting only the epochs that hold them; every other message
+keeps its blob and keywords, real lei still answers, and a replica's fetch converges."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import Lei, need_lei, run_cli
+
+from storecheck import commits, xref3
+
+
+def answers(store: Path) -> dict[str, tuple]:
+    out = run_cli("q", "--store", str(store), "-f", "jsonl", "--dedupe=none", "z:1..").stdout.splitlines()
+    return {r["blob"]: (tuple(r.get("kw", [])), tuple(r.get("L", []))) for r in map(json.loads, out)}
+
+
+def in_git(store: Path, oid: str) -> bool:
+    return subprocess.run(["git", f"--git-dir={store / 'ALL.git'}", "cat-file", "-e", oid]).returncode == 0
+
+
+@pytest.fixture
+def store(sample_corpus, tmp_path) -> Path:
+    s = tmp_path / "store"
+    run_cli("import", "--store", str(s), "-q", "--rotate-bytes", "60000",  # several epochs
+            str(shutil.copytree(sample_corpus / "maildir", tmp_path / "md")))
+    run_cli("tag", "--store", str(s), "--quiet", "-q", "s:balance", "+L:keep", "+kw:flagged")
+    return s
+
+
+def purged_blobs(result: dict) -> set[str]:
+    return {m["blob"] for m in result["messages"]}
+
+
+def test_dry_run_lists_exactly_what_purge_removes(store):
+    before = answers(store)
+    dry = json.loads(run_cli("purge", "--store", str(store), "--dry-run", "--json", "s:scrub").stdout)
+    assert dry["dry_run"] and len(dry["messages"]) > 10 and answers(store) == before
+    done = json.loads(run_cli("purge", "--store", str(store), "--json", "s:scrub").stdout)
+    assert purged_blobs(done) == purged_blobs(dry)
+    assert set(answers(store)) == set(before) - purged_blobs(dry)
+    rows = [json.loads(x) for x in run_cli("changes", "--store", str(store), "--json").stdout.splitlines()[:-1]]
+    assert sum(c["kind"] == "removed" for c in rows) == len(dry["messages"])
+
+
+def test_older_than_keeps_the_recent(store):
+    assert json.loads(run_cli("purge", "--store", str(store), "--dry-run", "--json", "--older-than", "100y",
+                              "z:1..").stdout)["messages"] == []
+    r = run_cli("purge", "--store", str(store), "--older-than", "soon", "z:1..", check=False)
+    assert r.returncode == 1 and b"not an age" in r.stderr
+
+
+def test_gc_expunge_drops_purged_blobs_from_git_and_keeps_the_rest(store, tmp_path):
+    keep_before = answers(store)
+    epochs_before = sorted(p.name for p in (store / "local").iterdir())
+    assert len(epochs_before) > 2
+    done = json.loads(run_cli("purge", "--store", str(store), "--json", "s:scrub").stdout)
+    gone = purged_blobs(done)
+    kept = {b: v for b, v in keep_before.items() if b not in gone}
+    assert all(in_git(store, b) for b in gone)  # purge alone keeps them in git
+    r = json.loads(run_cli("gc", "--store", str(store), "--expunge", "--json").stdout)
+    assert r["blobs_expunged"] >= len(gone) and r["epochs_rewritten"]
+    assert not any(in_git(store, b) for b in gone)  # from every pack, loose object and reflog
+    for epoch in (store / "local").iterdir():
+        listed = subprocess.run(["git", f"--git-dir={epoch}", "rev-list", "--all", "--objects"],
+                                capture_output=True, text=True).stdout
+        assert not any(b in listed for b in gone)
+    assert answers(store) == kept and all(in_git(store, b) for b in kept)
+    assert commits(store) == len(xref3(store))  # one m commit per indexed blob: none of a purged one is left
+    assert run_cli("fsck", "--store", str(store)).returncode == 0
+    assert json.loads(run_cli("gc", "--store", str(store), "--expunge", "--json").stdout)["epochs_rewritten"] == []
+    run_cli("reindex", "--store", str(store), "-q")  # git alone gives the same store
+    assert answers(store) == kept
+
+
+def test_real_lei_and_a_replica_after_expunge(store, tmp_path):
+    need_lei()
+    replica = tmp_path / "replica"
+    run_cli("clone", str(store), str(replica), "-q")
+    done = json.loads(run_cli("purge", "--store", str(store), "--json", "s:scrub").stdout)
+    run_cli("gc", "--store", str(store), "--expunge", "-q")
+    reader = Lei(tmp_path / "lei")
+    try:
+        reader("init", str(store))
+        out = reader("q", "-f", "jsonl", "--dedupe=none", "z:1..").stdout.splitlines()
+        assert {json.loads(x)["blob"] for x in out} == set(answers(store))
+    finally:
+        reader.close()
+    run_cli("fetch", "--store", str(replica), "-q")
+    assert answers(replica) == answers(store)
+    assert not any(in_git(replica, b) for b in purged_blobs(done))
+    assert run_cli("fsck", "--store", str(replica)).returncode == 0
