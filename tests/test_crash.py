@@ -109,3 +109,42 @@ def test_the_next_writer_indexes_what_a_killed_one_left_in_git(reference, tmp_pa
     assert len(labelled.splitlines()) == in_git  # the tag saw them: they were indexed first
     assert crash_soak.run_all(store, corpus) == [0, 0]
     assert commits(store) == ref[3]
+
+
+def test_killed_while_the_feed_records_an_old_store(reference, tmp_path):
+    """A store from before the change feed is recorded in it by the first writer, in chunks; killed
+    after one, the next writer finishes the job: every message once, fsck clean."""
+    import sqlite3
+
+    from conftest import run_cli
+
+    corpus, _ = reference
+    store = tmp_path / "store"
+    run_cli("import", "--store", str(store), "-q", f"mboxrd:{corpus / 'sample.mboxrd'}")
+    db = sqlite3.connect(store / "journal.sqlite3")  # as a journal from before the feed
+    for table in ("messages", "blobs", "members", "vanished"):
+        db.execute(f"DELETE FROM {table}")
+    db.execute("DELETE FROM settings WHERE key IN ('backfilled', 'usage_bytes', 'usage_messages')")
+    db.commit()
+    db.close()
+    r = subprocess.run([sys.executable, "-m", "lei_store", "tag", "--store", str(store), "--quiet", "-q", "z:1..",
+                        "+L:x"], env=crash_soak._env("feed-backfill:1"), capture_output=True)
+    assert r.returncode == -9
+    run_cli("tag", "--store", str(store), "--quiet", "-q", "s:scrub", "+L:y")
+    assert run_cli("fsck", "--store", str(store)).returncode == 0
+
+
+def test_killed_while_expunging(reference, tmp_path):
+    from conftest import run_cli
+
+    corpus, _ = reference
+    store = tmp_path / "store"
+    run_cli("import", "--store", str(store), "-q", "--rotate-bytes", "60000", str(corpus / "maildir"))
+    run_cli("purge", "--store", str(store), "-q", "s:scrub")
+    r = subprocess.run([sys.executable, "-m", "lei_store", "gc", "--store", str(store), "--expunge", "-q"],
+                       env=crash_soak._env("expunge-rewritten:1"), capture_output=True)
+    assert r.returncode == -9
+    run_cli("gc", "--store", str(store), "--expunge", "-q")  # run again: the rest of the work, once
+    assert run_cli("fsck", "--store", str(store)).returncode == 0
+    run_cli("import", "--store", str(store), "-q", f"mboxrd:{corpus / 'sample.mboxrd'}")  # a writer after it
+    assert run_cli("fsck", "--store", str(store)).returncode == 0

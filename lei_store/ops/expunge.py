@@ -25,6 +25,7 @@ from lei_store.disk import gitlog
 from lei_store.disk.journal import Event, Journal
 from lei_store.paths import Layout
 from lei_store.write import epochs
+from lei_store.write.faults import reached
 
 
 class ExpungeStats(msgspec.Struct):
@@ -119,6 +120,7 @@ def expunge(lay: Layout) -> ExpungeStats:
             stats.commits_dropped += _rewrite(repo, head, purged)
             stats.epochs_rewritten.append(n)
             tips[n] = gitlog.head_commit(repo)
+            reached("expunge-rewritten")
     gone = [oid for oid in purged if not git.ok(lay.all_git, "cat-file", "-e", oid)]
     stats.blobs_dropped = len(gone)
     _record(lay, stats, tips, gone)

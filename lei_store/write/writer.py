@@ -146,6 +146,7 @@ class Writer:
             for i in range(0, len(nums), 5000):
                 adopt(self, nums[i:i + 5000])
                 self.flush()
+                reached("feed-backfill")
             assert self.feed is not None
             self.feed.mark_backfilled()
             self.flush()
