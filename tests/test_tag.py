@@ -159,3 +159,20 @@ def test_labels_never_touch_maildir_files(imported):
     stats = tag(store, *map(str, fresh), "+kw:flagged")
     assert stats["exported"] == len(fresh)  # a flag changes: new/X -> cur/X:2,F, as before
     assert all((maildir / "cur" / f"{p.name}:2,F").exists() and not p.exists() for p in fresh)
+
+
+def test_a_label_leaves_copies_whose_flags_differ_from_the_keywords_alone(tmp_path):
+    """Two copies of one message with other flags (R and S, S): the store keeps one keyword set,
+    and a label-only tag must not rewrite the other copy's flags to it (R would be lost)."""
+    maildir = tmp_path / "md"
+    for sub in ("cur", "new", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    mail = b"From: a@example.org\nMessage-ID: <twice@example.org>\nSubject: twice\nDate: Mon, 4 Mar 2024 13:07:00 +0000\n\nbody\n"
+    (maildir / "cur" / "1.a.host:2,RS").write_bytes(mail)
+    (maildir / "cur" / "2.b.host:2,S").write_bytes(mail)
+    store = tmp_path / "store"
+    imp(store, str(maildir))
+    before = sorted(p.name for p in (maildir / "cur").iterdir())
+    assert tag(store, "-q", "mid:twice@example.org", "+L:x")["exported"] == 0
+    assert sorted(p.name for p in (maildir / "cur").iterdir()) == before
+    assert tag(store, "-q", "mid:twice@example.org", "+kw:flagged")["exported"] == 2  # a keyword: every copy

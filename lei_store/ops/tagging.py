@@ -63,11 +63,14 @@ def _select(writer: Writer, selection: Selection) -> tuple[list[int], int]:
 
 def export_to_maildirs(writer: Writer, changes: list[VolatileState]) -> None:
     """Show changed keywords on every synced Maildir copy of those messages (as lei does); the
-    writer calls this between its Xapian and mail_sync commits."""
+    writer calls this between its Xapian and mail_sync commits. A message whose keywords did not
+    change is left alone, even where a copy's flags differ from them: labels are not flags."""
     from lei_store.ops.exportkw import export_maildir_copies
 
     kw_of_blob = {}
     for c in changes:
+        if not c.kw_changed:
+            continue
         for oid in writer.over.blobs_of(c.num):
             kw_of_blob[oid] = c.kw
     copies = writer.mailsync.maildir_copies(list(kw_of_blob))

@@ -52,6 +52,7 @@ class VolatileState(msgspec.Struct, array_like=True):
     num: int
     kw: list[str]
     labels: list[str]
+    kw_changed: bool = True  # False when only labels changed: Maildir copies are left alone
 
 
 class ShardWriters:
@@ -103,7 +104,9 @@ class ShardWriters:
                 doc.add_boolean_term(prefix + word)
         self.shard_of(num).replace_document(num, doc)
         self.changed += 1
-        self.changes[num] = VolatileState(num, sorted(new_kws), sorted(new_labels))
+        earlier = self.changes.get(num)
+        kw_changed = new_kws != kws or (earlier is not None and earlier.kw_changed)
+        self.changes[num] = VolatileState(num, sorted(new_kws), sorted(new_labels), kw_changed)
         return True
 
     def delete(self, num: int) -> None:
