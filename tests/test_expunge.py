@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from conftest import Lei, need_lei, run_cli
-
 from storecheck import commits, xref3
 
 

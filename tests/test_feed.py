@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
-
 from storecheck import over_rows
 
 
