@@ -1,5 +1,5 @@
-"""The resident reader (lei_store.cli.daemon) answers q, lcat, blob and ls-label exactly as the
-command run in-process does, starts on first use, restarts when its code changes, and goes
+"""The resident reader (lei_store.cli.daemon) answers q, lcat, blob, ls-label, mailboxes and changes
+exactly as the command run in-process does, starts on first use, restarts when its code changes, and goes
 away when told to or when idle."""
 
 from __future__ import annotations
@@ -128,7 +128,8 @@ def test_answers_equal_the_in_process_ones(store, env):
         assert (got.returncode, got.stdout, got.stderr) == (want.returncode, want.stdout, want.stderr), args
     oid = json.loads(lei_store("q", "--store", str(store), "-f", "jsonl", "-n", "1", "z:1..", env=cold)
                      .stdout)["blob"]
-    for args in (("blob", oid), ("blob", oid[:12]), ("lcat", f"blob:{oid}"), ("ls-label",), ("blob", "0" * 40)):
+    for args in (("blob", oid), ("blob", oid[:12]), ("lcat", f"blob:{oid}"), ("ls-label",), ("blob", "0" * 40),
+                 ("mailboxes", "--json"), ("changes", "--since", "3", "--json"), ("changes", "--since", "-1")):
         want = lei_store(*args, "--store", str(store), env=cold)
         got = served(env, store, *args, "--store", str(store))
         assert (got.returncode, got.stdout, got.stderr) == (want.returncode, want.stdout, want.stderr), args

@@ -1,7 +1,8 @@
 """The `lei-store` entry point: read-only commands are answered by the resident reader.
 
 Kept to the standard library's cheapest modules, because everything imported here is
-paid on every `lei-store q` before any work starts. For q, lcat, blob and ls-label it
+paid on every `lei-store q` before any work starts. For q, lcat, blob, ls-label, mailboxes
+and changes it
 hands the command to lei_store.cli.daemon over a Unix socket, passing its own stdin, stdout
 and stderr (SCM_RIGHTS), working directory, umask and environment, and exits with the
 code the daemon sends back. When there is no daemon it starts one for next time and runs

@@ -1,4 +1,5 @@
-"""The resident reader: answers q, lcat, blob and ls-label for lei_store.cli.client, as lei-daemon does for lei.
+"""The resident reader: answers q, lcat, blob, ls-label, mailboxes and changes for lei_store.cli.client,
+as lei-daemon does for lei.
 
 A fresh Python process spends far longer importing Xapian, msgspec and the read path than a
 Message-ID lookup takes. The daemon pays for the imports once. For each request it forks a
@@ -52,7 +53,8 @@ def _preload() -> None:
     from lei_store.cli import main as cli
 
     import_module("pygit2")
-    for module in ("mail.addresses", "disk.blobs", "read.output", "read.query", "read.search"):
+    for module in ("mail.addresses", "disk.blobs", "read.output", "read.query", "read.search",
+                   "disk.mailboxes", "disk.feed"):
         import_module(f"lei_store.{module}")
     for command in DAEMON_COMMANDS:
         cli.parser_for(command)

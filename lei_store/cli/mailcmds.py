@@ -12,9 +12,9 @@ COMMANDS = ("mailboxes", "mailbox", "changes", "watch", "quota", "metrics", "pur
 
 
 def cmd_mailboxes(args) -> int:
-    from lei_store.ops.mailbox import listing
+    from lei_store.disk import mailboxes
 
-    boxes = listing(store_dir(args), args.names or None)
+    boxes = mailboxes.read(store_dir(args), args.names or None)
     if args.json:
         emit_json(boxes)
         return 0
@@ -93,10 +93,15 @@ def cmd_watch(args) -> int:
 
 
 def cmd_quota(args) -> int:
-    from lei_store.ops.quota import quota
+    if args.set_bytes is None and args.set_messages is None:
+        from lei_store.disk.quota import read
 
-    q = quota(store_dir(args), set_bytes=args.set_bytes, set_messages=args.set_messages,
-              lock_timeout=args.lock_timeout)
+        q = read(store_dir(args))
+    else:
+        from lei_store.ops.quota import quota
+
+        q = quota(store_dir(args), set_bytes=args.set_bytes, set_messages=args.set_messages,
+                  lock_timeout=args.lock_timeout)
     if args.json:
         emit_json(q)
     else:

@@ -617,7 +617,7 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_blob)
 
     s = add("daemon-pid", help="print the pid of the resident reader, if one runs",
-            description="q, lcat, blob and ls-label are answered by a resident reader process that "
+            description="q, lcat, blob, ls-label, mailboxes and changes are answered by a resident reader process that "
             "keeps the read path loaded (started on first use, gone after 15 idle minutes; "
             "LEI_STORE_DAEMON=0 disables it). Exit 1 when none runs.")
     s.set_defaults(func=cmd_daemon_pid)
@@ -655,9 +655,7 @@ def _tally(argv: list[str], seconds: float, code: int) -> None:
             (Path(a.split("=", 1)[1]) for a in argv if a.startswith("--store=")), None) or default_store_dir()
         if not Layout(root.absolute()).is_store():
             return
-        from lei_store.ops.metrics import record
-
-        record(root, command, seconds, _OUTCOMES.get(code, "error"), dict(tally.counts))
+        tally.record(root, command, seconds, _OUTCOMES.get(code, "error"), dict(tally.counts))
     except (OSError, IndexError, ValueError):
         pass
 

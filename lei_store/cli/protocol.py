@@ -14,7 +14,7 @@ import stat  # free: os imports it
 import sys
 
 PROTOCOL = 2  # 2: the descriptors come with the client's "go", after the worker's "+"
-DAEMON_COMMANDS = ("q", "lcat", "blob", "ls-label")
+DAEMON_COMMANDS = ("q", "lcat", "blob", "ls-label", "mailboxes", "changes")
 
 
 def command_of(argv: list[str]) -> str | None:

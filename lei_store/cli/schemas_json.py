@@ -11,13 +11,13 @@ import msgspec
 def schemas() -> dict[str, dict]:
     from lei_store.disk.feed import Change, Highest
     from lei_store.disk.mailboxes import Mailbox
+    from lei_store.disk.quota import Quota
     from lei_store.ops.backup import BackupStats
     from lei_store.ops.folders import FolderStats
     from lei_store.ops.fsck import FsckReport
     from lei_store.ops.gc import GcStats
     from lei_store.ops.mailbox import MailboxResult
     from lei_store.ops.purge import PurgeResult
-    from lei_store.ops.quota import Quota
     from lei_store.ops.reindex import ReindexStats
     from lei_store.ops.tagging import TagStats
     from lei_store.read.search import Result

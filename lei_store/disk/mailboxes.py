@@ -20,11 +20,14 @@ from __future__ import annotations
 import base64
 import re
 import sqlite3
+from pathlib import Path
 from typing import Iterator
 
 import msgspec
 
+from lei_store.disk.journal import Journal
 from lei_store.errors import InputError
+from lei_store.paths import existing_store
 
 INBOX = "INBOX"
 ALL = "All"  # the \All view: every message
@@ -127,6 +130,18 @@ def listing(db: sqlite3.Connection, names: list[str] | None = None) -> Iterator[
             "SELECT COUNT(*), COUNT(*) - COALESCE(SUM(seen), 0), COALESCE(SUM(uid >= ?), 0) FROM members "
             "WHERE mailbox = ?", (recent_uid, mid)).fetchone()
         yield Mailbox(name, label, exists, unseen, recent, uidvalidity, uidnext, modseq, bool(subscribed), special)
+
+
+def read(root: Path, names: list[str] | None = None) -> list[Mailbox]:
+    """Every mailbox of the store at ROOT with its counters (read-only, no lock)."""
+    lay = existing_store(Path(root))
+    if not lay.journal.exists():  # a store only lei ever wrote: no mailboxes yet
+        return []
+    journal = Journal(lay.journal, readonly=True)
+    try:
+        return list(listing(journal.db, names))
+    finally:
+        journal.db.close()
 
 
 def find(db: sqlite3.Connection, name: str) -> tuple[int, str | None] | None:

@@ -13,11 +13,9 @@ from pathlib import Path
 import msgspec
 
 from lei_store.disk import mailboxes, shards
-from lei_store.disk.journal import Journal
-from lei_store.disk.mailboxes import Mailbox
 from lei_store.errors import InputError
 from lei_store.mail.keywords import VolatileChange
-from lei_store.paths import Layout, existing_store
+from lei_store.paths import Layout
 from lei_store.write.store import Store
 from lei_store.write.writer import Writer
 
@@ -33,18 +31,6 @@ class MailboxResult(msgspec.Struct):
     label: str | None = None  # the mailbox's label afterwards (its old one, after delete)
     messages: int = 0  # messages whose label moved (rename) or was taken off (delete)
     modseq: int = 0  # the store's highest modseq afterwards
-
-
-def listing(root: Path, names: list[str] | None = None) -> list[Mailbox]:
-    """Every mailbox with its counters (read-only, no lock)."""
-    lay = existing_store(Path(root))
-    if not lay.journal.exists():
-        return []
-    journal = Journal(lay.journal, readonly=True)
-    try:
-        return list(mailboxes.listing(journal.db, names))
-    finally:
-        journal.db.close()
 
 
 def _nums_labelled(lay: Layout, label: str) -> list[int]:

@@ -2,7 +2,8 @@
 made with prometheus-client.
 
 Every lei-store command leaves what it did in the store's metrics.sqlite3 when it ends (its
-duration in a histogram per command, its outcome, and the counters of lei_store.tally); the
+duration in a histogram per command, its outcome, and the counters of lei_store.tally, which
+writes them without loading prometheus-client); the
 gauges (messages, bytes, epochs, shards, per-mailbox counters, highest modseq) are read from
 the store when the metrics are asked for. metrics.sqlite3 is a best-effort tally: a command
 that cannot write it (a read-only store, a busy file) leaves its numbers out.
@@ -18,46 +19,7 @@ from prometheus_client import CollectorRegistry, generate_latest, write_to_textf
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from lei_store.paths import Layout
-
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
-_DDL = """
-CREATE TABLE IF NOT EXISTS counters (name TEXT NOT NULL, label TEXT NOT NULL DEFAULT '', value REAL NOT NULL,
-                                     PRIMARY KEY (name, label));
-CREATE TABLE IF NOT EXISTS durations (command TEXT NOT NULL, bucket REAL NOT NULL, count INTEGER NOT NULL,
-                                      PRIMARY KEY (command, bucket));
-"""
-COUNTERS = {"messages_imported": "message blobs stored (copies of a message too)",
-            "bytes_imported": "bytes of the message blobs stored",
-            "commits": "batches committed", "queries": "searches run", "tag_operations": "tag and rm commands run"}
-
-
-def _path(root: Path) -> Path:
-    return Path(root) / "metrics.sqlite3"
-
-
-def record(root: Path, command: str, seconds: float, outcome: str, counts: dict[str, int]) -> None:
-    """Add one command's numbers to the store's tally; never fails the command."""
-    try:
-        db = sqlite3.connect(str(_path(root)), timeout=0.05, isolation_level=None)
-    except sqlite3.Error:
-        return
-    try:
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = OFF")  # a crash may lose a count; the command must not wait
-        db.executescript(_DDL)
-        db.execute("BEGIN IMMEDIATE")
-        rows = [("commands", f"{command}:{outcome}", 1.0), ("command_seconds", command, seconds)]
-        rows += [(name, "", float(n)) for name, n in counts.items() if n]
-        db.executemany("INSERT INTO counters (name, label, value) VALUES (?, ?, ?) ON CONFLICT (name, label) "
-                       "DO UPDATE SET value = value + excluded.value", rows)
-        bucket = next((b for b in BUCKETS if seconds <= b), float("inf"))
-        db.execute("INSERT INTO durations (command, bucket, count) VALUES (?, ?, 1) ON CONFLICT (command, bucket) "
-                   "DO UPDATE SET count = count + 1", (command, bucket))
-        db.execute("COMMIT")
-    except sqlite3.Error:
-        pass
-    finally:
-        db.close()
+from lei_store.tally import BUCKETS, COUNTERS, metrics_path
 
 
 class _StoreCollector:
@@ -71,7 +33,7 @@ class _StoreCollector:
         yield from self._gauges()
 
     def _operations(self) -> Iterator:
-        path = _path(self.lay.root)
+        path = metrics_path(self.lay.root)
         if not path.exists():
             return
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)

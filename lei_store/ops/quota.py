@@ -9,34 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import msgspec
-
-from lei_store.disk.journal import Journal
-from lei_store.paths import existing_store
+from lei_store.disk.quota import Quota, read
 from lei_store.write.store import Store
-
-
-class Quota(msgspec.Struct):
-    """What the store holds and may hold (0: no limit)."""
-
-    bytes: int
-    messages: int
-    max_bytes: int
-    max_messages: int
-
-
-def read(root: Path) -> Quota:
-    lay = existing_store(Path(root))
-    if not lay.journal.exists():
-        return Quota(0, 0, 0, 0)
-    journal = Journal(lay.journal, readonly=True)
-    try:
-        has = journal.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'settings'").fetchone()
-        settings = dict(journal.db.execute("SELECT key, value FROM settings")) if has else {}
-    finally:
-        journal.db.close()
-    return Quota(settings.get("usage_bytes", 0), settings.get("usage_messages", 0),
-                 settings.get("quota_bytes", 0), settings.get("quota_messages", 0))
 
 
 def quota(root: Path, *, set_bytes: int | None = None, set_messages: int | None = None,
