@@ -176,3 +176,14 @@ def test_a_label_leaves_copies_whose_flags_differ_from_the_keywords_alone(tmp_pa
     assert tag(store, "-q", "mid:twice@example.org", "+L:x")["exported"] == 0
     assert sorted(p.name for p in (maildir / "cur").iterdir()) == before
     assert tag(store, "-q", "mid:twice@example.org", "+kw:flagged")["exported"] == 2  # a keyword: every copy
+
+
+def test_a_query_given_with_q_is_read_as_one_query_text(imported):
+    """`tag -q 'A AND NOT B'` selects what `q A AND NOT B` finds (it was quoted whole, as lei q
+    quotes one argument with spaces in it, and matched nothing); its dates are read by git too."""
+    store, _ = imported
+    for text in ("s:scrub AND NOT kw:seen", "kw:seen NOT s:scrub", "s:scrub AND d:2024-03-01.."):
+        want = {r["blob"] for r in q(store, *text.split())}
+        assert want and tag(store, "-q", text, "+L:picked")["matched"] == len(want), text
+        assert {r["blob"] for r in q(store, "L:picked")} == want, text
+        tag(store, "-q", "L:picked", "-L:picked")

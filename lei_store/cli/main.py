@@ -239,7 +239,7 @@ def _tag_like(args, action: str) -> int:
     if args.query:
         from lei_store.read import query
 
-        text = query.from_argv([args.query], layout.all_git)
+        text = query.rewrite_dates(args.query, layout.all_git)  # one query text, as q --stdin reads it
     selection = tagging.Selection(_sources(args), text)
     stats = (tagging.tag(layout.root, selection, args.mods, lock_timeout=args.lock_timeout) if action == "tag"
              else tagging.rm(layout.root, selection, lock_timeout=args.lock_timeout))
