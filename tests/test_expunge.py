@@ -64,6 +64,8 @@ def test_gc_expunge_drops_purged_blobs_from_git_and_keeps_the_rest(store, tmp_pa
     assert all(in_git(store, b) for b in gone)  # purge alone keeps them in git
     r = json.loads(run_cli("gc", "--store", str(store), "--expunge", "--json").stdout)
     assert r["blobs_expunged"] >= len(gone) and r["epochs_rewritten"]
+    last = [json.loads(x) for x in run_cli("changes", "--store", str(store), "--json").stdout.splitlines()][-2]
+    assert last["kind"] == "expunged" and last["epochs"] == r["epochs_rewritten"]  # followers learn of it
     assert not any(in_git(store, b) for b in gone)  # from every pack, loose object and reflog
     for epoch in (store / "local").iterdir():
         listed = subprocess.run(["git", f"--git-dir={epoch}", "rev-list", "--all", "--objects"],
@@ -90,7 +92,7 @@ def test_real_lei_and_a_replica_after_expunge(store, tmp_path):
         assert {json.loads(x)["blob"] for x in out} == set(answers(store))
     finally:
         reader.close()
-    run_cli("fetch", "--store", str(replica), "-q")
-    assert answers(replica) == answers(store)
+    fetched = json.loads(run_cli("fetch", "--store", str(replica), "--json", "-q").stdout)
+    assert fetched["epochs_rewritten"] and answers(replica) == answers(store)
     assert not any(in_git(replica, b) for b in purged_blobs(done))
     assert run_cli("fsck", "--store", str(replica)).returncode == 0

@@ -51,6 +51,8 @@ def _print_changes(changes, args) -> None:
             m = c.mailbox or {}
             out.write(f"{c.modseq} mailbox {m.get('action')} {m.get('name')}"
                       f"{' -> ' + m['new'] if m.get('new') else ''}\n".encode())
+        elif c.kind == "expunged":
+            out.write(f"{c.modseq} expunged epochs {','.join(map(str, c.epochs or []))}\n".encode())
         else:
             uid = f" uid {c.uid}" if c.uid is not None else ""
             out.write(f"{c.modseq} {c.kind}{uid} {c.blob or '-'} kw={','.join(c.kw)} L={','.join(c.L)}\n".encode())

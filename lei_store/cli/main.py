@@ -324,8 +324,13 @@ def cmd_export_kw(args) -> int:
 
 
 def _indexed(what: str):
-    return lambda s: (f"{what}: indexed {s.messages} messages from {s.commits} new commits "
-                      f"({s.removed} removed) in {s.seconds:.1f}s")
+    def line(s) -> str:
+        rewritten = (f"; the source rewrote epoch(s) {', '.join(map(str, s.epochs_rewritten))} (gc --expunge): "
+                     "re-indexed from git" if s.epochs_rewritten else "")
+        return (f"{what}: indexed {s.messages} messages from {s.commits} new commits ({s.removed} removed) "
+                f"in {s.seconds:.1f}s{rewritten}")
+
+    return line
 
 
 def cmd_reindex(args) -> int:

@@ -31,13 +31,14 @@ class Change(msgspec.Struct, omit_defaults=True):
     """One change, as `changes --json` and `watch --json` print it."""
 
     modseq: int
-    kind: str  # added, changed (keywords, labels or a new copy), removed, mailbox
+    kind: str  # added, changed (keywords, labels or a new copy), removed, mailbox, expunged
     blob: str | None  # the message's key blob (its first); null for a mailbox event
     kw: list[str]
     L: list[str]
     uid: int | None = None  # with --mailbox: the message's UID there
     copy: str | None = None  # a copy attached: its blob
     mailbox: dict | None = None  # a mailbox event: action, name (and new)
+    epochs: list[int] | None = None  # expunged: gc --expunge rewrote these epochs (replicas re-index them)
 
 
 class Highest(msgspec.Struct):
@@ -61,6 +62,8 @@ def floor(db: sqlite3.Connection) -> int:
 def _kind(op: str, kind: str | None) -> str:
     if kind in ("added", "removed", "mailbox"):
         return kind
+    if kind == "rewrite":
+        return "expunged"
     return "removed" if op == "rm" else "changed"
 
 
@@ -75,6 +78,8 @@ def changes(db: sqlite3.Connection, since: int) -> Iterator[Change]:
         k = _kind(op, kind)
         if k == "mailbox":
             yield Change(seq, k, None, [], [], mailbox=json.loads(detail or "{}"))
+        elif k == "expunged":
+            yield Change(seq, k, None, [], [], epochs=json.loads(detail or "{}").get("epochs", []))
         else:
             yield Change(seq, k, bytes(oid).hex(), kw.split(), labels.split(),
                          copy=detail if kind == "copy" else None)

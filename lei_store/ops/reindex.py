@@ -41,6 +41,7 @@ class ReindexStats(msgspec.Struct):
     keywords_restored: int = 0  # messages whose keywords/labels came back from the journal
     resumed: bool = False  # an interrupted reindex was continued
     seconds: float = 0.0
+    epochs_rewritten: list[int] = []  # fetch: epochs the source rewrote (gc --expunge), so all was re-indexed
 
 
 def journaled_states(lay: Layout) -> dict[bytes, Entry]:

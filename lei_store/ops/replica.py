@@ -161,4 +161,6 @@ def fetch(root: Path, *, jobs: int | None = None, progress=None) -> ReindexStats
     for n in rewritten:  # what the source expunged goes here too
         git.output(lay.epoch(n), "reflog", "expire", "--expire=now", "--all")
         git.output(lay.epoch(n), "-c", "gc.autoDetach=false", "gc", "--prune=now", "--quiet")
-    return reindex(lay.root, jobs=jobs, progress=progress)
+    stats = reindex(lay.root, jobs=jobs, progress=progress)
+    stats.epochs_rewritten = rewritten
+    return stats
