@@ -128,3 +128,20 @@ def test_real_lei_sees_renamed_mailboxes(store, tmp_path):
         assert label_of("Scrub Äpfel") in reader("ls-label").stdout.decode().split()
     finally:
         reader.close()
+
+
+def test_recent_messages_are_claimed_once(store):
+    """IMAP's \\Recent: one session (SELECT) claims the messages that joined since the last claim;
+    `mailboxes` counts them as recent until then, and a later claim gets only newer ones."""
+    from lei_store.ops.mailbox import claim_recent
+
+    run_cli("tag", "--store", str(store), "-q", "s:scrub", "+L:work")
+    work = mailboxes(store)["work"]
+    assert work["recent"] == work["exists"] > 0
+    assert list(claim_recent(store, "work")) == list(range(1, work["uidnext"]))
+    assert mailboxes(store)["work"]["recent"] == 0 and list(claim_recent(store, "work")) == []
+    run_cli("tag", "--store", str(store), "-q", "kw:flagged AND NOT s:scrub", "+L:work")
+    after = mailboxes(store)["work"]
+    assert after["recent"] == after["exists"] - work["exists"] > 0
+    assert list(claim_recent(store, "work")) == list(range(work["uidnext"], after["uidnext"]))
+    assert after["highestmodseq"] == mailboxes(store)["work"]["highestmodseq"]  # claiming changes no modseq

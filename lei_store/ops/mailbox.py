@@ -78,3 +78,14 @@ def manage(root: Path, action: str, name: str, new: str | None = None, *,
         w.flush()
         result.modseq = w.journal.db.execute("SELECT COALESCE(MAX(seq), 0) FROM volatile").fetchone()[0]
     return result
+
+
+def claim_recent(root: Path, name: str, *, lock_timeout: float | None = None) -> range:
+    """Take mailbox NAME's recent messages for one session (what an IMAP server does at SELECT):
+    the UIDs that joined since the last claim. `mailboxes` counts them as recent until then."""
+    mailboxes.check_name(name)
+    with Store.open(root).writer(lock_timeout=lock_timeout, jobs=1) as w:
+        assert w.feed is not None
+        uids = w.feed.claim_recent(name)
+        w.flush()
+    return uids

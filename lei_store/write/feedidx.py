@@ -258,6 +258,16 @@ class FeedIndex:
         self.db.execute("UPDATE mailboxes SET subscribed = ?, highestmodseq = ? WHERE id = ?", (on, modseq, box.id))
         box.touch(modseq)
 
+    def claim_recent(self, name: str) -> range:
+        """A session takes the mailbox's recent messages (IMAP's SELECT, RFC 3501 \\Recent): the
+        UIDs that joined since the last claim, which are recent to that session alone. Not a
+        change of the mailbox's state, so no modseq."""
+        box = self._named(name)
+        self.journal.begin()
+        (first,) = self.db.execute("SELECT recent_uid FROM mailboxes WHERE id = ?", (box.id,)).fetchone()
+        self.db.execute("UPDATE mailboxes SET recent_uid = ? WHERE id = ?", (box.uidnext, box.id))
+        return range(first, box.uidnext)
+
     def _named(self, name: str) -> _Box:
         label = None if name == ALL else label_of(name)
         box = self._boxes.get(label)
