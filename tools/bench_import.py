@@ -3,12 +3,15 @@
 
     .venv/bin/python tools/bench_import.py [--corpus ../shared/corpora/btrfs-10k.tar.xz]
         [--tools lei-store,lei,notmuch,mu] [--sizes 2500,5000,10000]
+        [--compare NAME=OTHER_CHECKOUT/.venv/bin/lei-store] [--repeat 3]
 
 Each tool gets a fresh copy of the corpus Maildir. Wall time, messages per
 second, peak memory (PSS, so pages shared by forked workers count once) of the tool's whole
 process tree (sampled from /proc every 50 ms; for lei, its daemon's tree) and the size of what it wrote are printed
 as a table with ratios against lei-store. --sizes re-runs lei-store on the
-first N messages of the corpus to show whether memory stays flat.
+first N messages of the corpus to show whether memory stays flat. --compare times another
+checkout's lei-store on the same corpus (before/after a change); --repeat runs every lei-store
+variant that many times, interleaved so drift hits them alike, and reports the median.
 """
 
 from __future__ import annotations
@@ -96,9 +99,9 @@ def run_measured(cmd, env, extra_pids=()) -> tuple[float, int]:
     return time.monotonic() - t0, peak.peak
 
 
-def bench_lei_store(maildir: Path, work: Path, env) -> tuple[float, int, int]:
+def bench_lei_store(maildir: Path, work: Path, env, cli: str = str(ROOT / ".venv" / "bin" / "lei-store")
+                    ) -> tuple[float, int, int]:
     store = work / "lei-store"
-    cli = str(ROOT / ".venv" / "bin" / "lei-store")
     secs, rss = run_measured([cli, "import", "--store", str(store), "-q", str(maildir)], env)
     return secs, rss, du(store)
 
@@ -132,6 +135,11 @@ def bench_mu(maildir: Path, work: Path, env) -> tuple[float, int, int]:
     return secs, rss, du(home)
 
 
+def median(results: list[tuple[float, int, int]]) -> tuple[float, int, int]:
+    """The run with the median time (its memory and size come with it)."""
+    return sorted(results)[len(results) // 2]
+
+
 BENCHES = {"lei-store": bench_lei_store, "lei": bench_lei, "notmuch": bench_notmuch, "mu": bench_mu}
 
 
@@ -162,6 +170,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     ap.add_argument("--tools", default="lei-store,lei,notmuch,mu")
+    ap.add_argument("--compare", action="append", default=[], metavar="NAME=CLI",
+                    help="also time another checkout's lei-store, e.g. before=../old/.venv/bin/lei-store")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each lei-store variant (median shown)")
     ap.add_argument("--sizes", default="", help="also run lei-store on the first N messages, e.g. 2500,5000")
     args = ap.parse_args()
     if not args.corpus.exists():
@@ -171,9 +182,24 @@ def main() -> None:
         tmp = Path(tmp)
         source = unpack(args.corpus, tmp)
         count = sum(len(os.listdir(source / s)) for s in ("cur", "new"))
-        rows = []
-        for tool in args.tools.split(","):
-            if tool != "lei-store" and not shutil.which(tool):
+        variants = {"lei-store": str(ROOT / ".venv" / "bin" / "lei-store")}
+        variants.update(dict(c.split("=", 1) for c in args.compare))
+        runs: dict[str, list[tuple[float, int, int]]] = {name: [] for name in variants}
+        others = [t for t in args.tools.split(",") if t != "lei-store"]
+        for i in range(args.repeat):  # interleaved: a slow minute of the machine hits every variant
+            for name, cli in variants.items():
+                if name == "lei-store" and "lei-store" not in args.tools.split(","):
+                    continue
+                work = tmp / f"run-{name}-{i}"
+                work.mkdir()
+                shutil.copytree(source, work / "maildir")
+                runs[name].append(bench_lei_store(work / "maildir", work, env, cli))
+                print(f"# {name} run {i + 1}: {runs[name][-1][0]:.1f}s", file=sys.stderr)
+                shutil.rmtree(work)
+        rows = [(name if name == "lei-store" else f"lei-store ({name})", count, *median(r))
+                for name, r in runs.items() if r]
+        for tool in others:
+            if not shutil.which(tool):
                 print(f"# {tool}: not installed, skipped", file=sys.stderr)
                 continue
             work = tmp / f"run-{tool}"
