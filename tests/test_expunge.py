@@ -96,3 +96,31 @@ def test_real_lei_and_a_replica_after_expunge(store, tmp_path):
     assert fetched["epochs_rewritten"] and answers(replica) == answers(store)
     assert not any(in_git(replica, b) for b in purged_blobs(done))
     assert run_cli("fsck", "--store", str(replica)).returncode == 0
+
+
+def test_mail_stored_again_after_its_purge_is_not_expunged(store, sample_corpus):
+    """purge, then import the same mail again: those blobs are messages again, and gc --expunge
+    must keep them (it dropped them and left the index pointing at missing blobs)."""
+    done = json.loads(run_cli("purge", "--store", str(store), "--json", "s:scrub").stdout)
+    run_cli("import", "--store", str(store), "-q", "mboxrd:" + str(sample_corpus / "sample.mboxrd"))
+    back = set(answers(store))
+    assert purged_blobs(done) & back
+    run_cli("gc", "--store", str(store), "--expunge", "-q")
+    assert all(in_git(store, b) for b in back) and set(answers(store)) == back
+    assert run_cli("fsck", "--store", str(store)).returncode == 0
+
+
+def test_purging_everything_then_expunge_empties_the_epochs(store, sample_corpus, tmp_path):
+    """Every commit of an epoch dropped: its branch goes (fast-import alone leaves the old one),
+    the blobs leave git, and the store takes the same mail again afterwards."""
+    everything = set(answers(store))
+    run_cli("purge", "--store", str(store), "-q", "z:1..")
+    r = json.loads(run_cli("gc", "--store", str(store), "--expunge", "--json").stdout)
+    assert r["blobs_expunged"] >= len(everything)
+    assert not any(in_git(store, b) for b in everything) and answers(store) == {}
+    assert run_cli("fsck", "--store", str(store)).returncode == 0
+    run_cli("import", "--store", str(store), "-q", str(shutil.copytree(sample_corpus / "maildir", tmp_path / "again")))
+    assert set(answers(store)) == everything and all(in_git(store, b) for b in everything)
+    assert run_cli("fsck", "--store", str(store)).returncode == 0
+    run_cli("reindex", "--store", str(store), "-q")
+    assert set(answers(store)) == everything

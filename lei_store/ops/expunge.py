@@ -23,6 +23,7 @@ import msgspec
 from lei_store import git
 from lei_store.disk import gitlog
 from lei_store.disk.journal import Event, Journal
+from lei_store.disk.over import Over
 from lei_store.paths import Layout
 from lei_store.write import epochs
 from lei_store.write.faults import reached
@@ -37,13 +38,17 @@ class ExpungeStats(msgspec.Struct):
 
 
 def _purged(lay: Layout) -> set[str]:
+    """The purged blobs that no message holds now: one stored again since its purge (an import
+    of the same mail) is indexed again and must stay in git."""
     journal = Journal(lay.journal, readonly=True)
     try:
         if journal.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'purged'").fetchone() is None:
             return set()
-        return {bytes(o).hex() for (o,) in journal.db.execute("SELECT oidbin FROM purged")}
+        oids = [bytes(o) for (o,) in journal.db.execute("SELECT oidbin FROM purged")]
     finally:
         journal.db.close()
+    with Over(lay.over) as over:
+        return {o.hex() for o in oids if not over.holds_blob(o)}
 
 
 def _holds(repo: Path, purged: set[str]) -> bool:
@@ -51,14 +56,14 @@ def _holds(repo: Path, purged: set[str]) -> bool:
     return head is not None and any(c.oid in purged for c in gitlog.commits_since(repo, 0, None))
 
 
-def _filter(export: IO[bytes], into: IO[bytes], purged: set[str]) -> int:
+def _filter(export: IO[bytes], into: IO[bytes], purged: set[str]) -> tuple[int, int]:
     """Copy a fast-export stream, leaving out the commits whose tree holds a purged blob and
-    chaining each kept commit to the last kept one; returns how many were left out."""
-    dropped, last_kept = 0, None
+    chaining each kept commit to the last kept one; returns how many were left out and kept."""
+    dropped, kept, last_kept = 0, 0, None
     block: list[bytes] = []
 
     def flush() -> None:
-        nonlocal dropped, last_kept
+        nonlocal dropped, kept, last_kept
         if not block:
             return
         if block[0].startswith(b"commit "):
@@ -72,7 +77,7 @@ def _filter(export: IO[bytes], into: IO[bytes], purged: set[str]) -> int:
             if last_kept is not None:
                 at = next(i for i, ln in enumerate(block) if ln.startswith(b"deleteall"))
                 block.insert(at, b"from " + last_kept + b"\n")
-            last_kept = mark
+            last_kept, kept = mark, kept + 1
         into.writelines(block)
         block.clear()
 
@@ -85,7 +90,7 @@ def _filter(export: IO[bytes], into: IO[bytes], purged: set[str]) -> int:
             flush()
         block.append(line)
     flush()
-    return dropped
+    return dropped, kept
 
 
 def _rewrite(repo: Path, branch: str, purged: set[str]) -> int:
@@ -94,12 +99,14 @@ def _rewrite(repo: Path, branch: str, purged: set[str]) -> int:
                        "--reencode=no", f"refs/heads/{branch}")
     imp = git.popen(repo, "fast-import", "--quiet", "--force", "--done", stdin=subprocess.PIPE)
     assert export.stdout is not None and imp.stdin is not None
-    dropped = _filter(export.stdout, imp.stdin, purged)
+    dropped, kept = _filter(export.stdout, imp.stdin, purged)
     imp.stdin.write(b"done\n")
     imp.stdin.close()
     for proc, what in ((export, "fast-export"), (imp, "fast-import")):
         if proc.wait() != 0:
             raise git.failure(repo, [what], proc.returncode, proc.stderr.read() if proc.stderr else b"")
+    if not kept:  # every message went: fast-import wrote no commit, so the old branch must go
+        git.output(repo, "update-ref", "-d", f"refs/heads/{branch}")
     git.output(repo, "reflog", "expire", "--expire=now", "--all")
     git.output(repo, "-c", "gc.autoDetach=false", "gc", "--prune=now", "--quiet")
     return dropped
@@ -146,6 +153,8 @@ def _record(lay: Layout, stats: ExpungeStats, tips: dict[int, str | None], gone:
         for n, tip in tips.items():
             if tip:
                 over.set_meta(gitlog.mark_key(n), tip)
+            else:  # an emptied epoch: its next commit starts a new history
+                over.delete_meta(gitlog.mark_key(n))
         over.commit()
     finally:
         over.close()

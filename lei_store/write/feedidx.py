@@ -127,6 +127,7 @@ class FeedIndex:
                         (oidbin, " ".join(sorted(kw)), " ".join(sorted(labels)), size, modseq))
         self.db.execute("INSERT OR REPLACE INTO blobs (oidbin, message, bytes) VALUES (?, ?, ?)",
                         (oidbin, oidbin, size))
+        self.db.execute("DELETE FROM purged WHERE oidbin = ?", (oidbin,))  # stored again: gc --expunge keeps it
         self._use(size, 1)
         for box in self._wanted(labels, modseq):
             self._join(box, oidbin, "seen" in kw, modseq)
@@ -137,6 +138,7 @@ class FeedIndex:
                            (blob, oidbin, size)).rowcount:
             self.db.execute("UPDATE messages SET copies = copies + 1, bytes = bytes + ? WHERE oidbin = ?",
                             (size, oidbin))
+            self.db.execute("DELETE FROM purged WHERE oidbin = ?", (blob,))
             self._use(size, 0)
 
     def _set_state(self, oidbin: bytes, kw: set[str], labels: set[str], modseq: int) -> None:

@@ -201,6 +201,9 @@ class OverIdx:
     def set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO eidx_meta (key, val) VALUES (?, ?)", (key, value))
 
+    def delete_meta(self, key: str) -> None:
+        self.db.execute("DELETE FROM eidx_meta WHERE key = ?", (key,))
+
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT val FROM eidx_meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
