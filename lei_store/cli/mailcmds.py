@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from lei_store.cli.common import PROG, emit_json, store_dir, store_layout
+from lei_store.errors import InputError
 
 COMMANDS = ("mailboxes", "mailbox", "changes", "watch", "quota", "metrics", "purge")
 
@@ -64,7 +65,10 @@ def cmd_changes(args) -> int:
     from lei_store.disk.journal import Journal
 
     lay = store_layout(args)
-    if not lay.journal.exists():  # a store only lei ever wrote: no feed yet
+    if not lay.journal.exists():  # a store only lei ever wrote (or one that lost its journal): no feed yet
+        if args.since > 0:
+            raise feed.ResyncNeeded(f"resync needed: modseq {args.since} is beyond this store's feed (it has none "
+                                    "yet): read the whole state again")
         print('{"highestmodseq": 0}' if args.json else "highestmodseq 0")
         return 0
     journal = Journal(lay.journal, readonly=True)
@@ -116,7 +120,9 @@ def cmd_metrics(args) -> int:
     from lei_store.ops import metrics
 
     root = store_layout(args).root
-    if args.textfile:
+    if args.follow and args.textfile is None:
+        raise InputError("--follow keeps a --textfile up to date: give --textfile DIR")
+    if args.textfile is not None:
         metrics.keep_textfile(root, args.textfile, follow=args.follow)
     else:
         sys.stdout.buffer.write(metrics.exposition(root))

@@ -341,7 +341,7 @@ def cmd_reindex(args) -> int:
     return done(stats, args, lambda s: (
         f"reindexed {s.messages} messages from {s.commits} commits ({s.removed} removed, "
         f"{s.keywords_restored} keyword/label states restored{', resumed' if s.resumed else ''}) "
-        f"in {s.seconds:.1f}s"))
+        f"in {s.seconds:.1f}s" + (f"; first, {s.journal_rebuilt}" if s.journal_rebuilt else "")))
 
 
 def cmd_clone(args) -> int:

@@ -4,7 +4,8 @@ Every change to the store has a modseq: the `seq` of its row in journal.sqlite3,
 commit order by the single writer. `changes(since)` streams what happened after a modseq a
 follower stored; with a mailbox, what is in it now and changed after that modseq, and the UIDs
 that left it (tombstones), as IMAP QRESYNC wants. A follower that stored a modseq below the
-feed's floor (history compacted, or from before the store kept a feed) is told to resync.
+feed's floor (a feed rebuilt by fsck --repair, or from before the store kept a feed), or one
+the feed never reached (another store, a journal rebuilt after its loss), is told to resync.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import msgspec
 from lei_store.disk import mailboxes
 from lei_store.errors import LeiStoreError
 
-KINDS = ("added", "changed", "removed", "mailbox")
+KINDS = ("added", "changed", "removed", "mailbox", "expunged")
 
 
 class ResyncNeeded(LeiStoreError):
@@ -67,14 +68,26 @@ def _kind(op: str, kind: str | None) -> str:
     return "removed" if op == "rm" else "changed"
 
 
+def check_since(db: sqlite3.Connection, since: int, what: str = "the feed") -> None:
+    """Refuse a modseq the feed cannot continue from: older than its floor, or beyond its end."""
+    low, high = floor(db), highest_modseq(db)
+    if since < low:
+        raise ResyncNeeded(f"resync needed: modseq {since} is older than {what} keeps (it starts after {low}): "
+                           f"read the whole state again (`lei-store q`, `mailboxes`) and follow from {high}, "
+                           "the highest modseq now")
+    if since > high:
+        raise ResyncNeeded(f"resync needed: modseq {since} is beyond this store's feed (the feed was rebuilt, or "
+                           f"the modseq is another store's): read the whole state again and follow from {high}, "
+                           "the highest modseq now")
+
+
 def changes(db: sqlite3.Connection, since: int) -> Iterator[Change]:
     """Every change after modseq SINCE, oldest first; streamed (memory stays flat however many)."""
-    if since < floor(db):
-        raise ResyncNeeded(f"resync needed: modseq {since} is older than the feed keeps (it starts after "
-                           f"{floor(db)}): read the whole state again (`lei-store q`, `mailboxes`) and follow "
-                           "from the highest modseq")
+    check_since(db, since)
     q = "SELECT seq, oidbin, op, kw, labels, kind, detail FROM volatile WHERE seq > ? ORDER BY seq"
     for seq, oid, op, kw, labels, kind, detail in db.execute(q, (since,)):
+        if kind == "reset":  # the floor itself: a follower past it has nothing to learn from it
+            continue
         k = _kind(op, kind)
         if k == "mailbox":
             yield Change(seq, k, None, [], [], mailbox=json.loads(detail or "{}"))
@@ -91,9 +104,7 @@ def mailbox_changes(db: sqlite3.Connection, name: str, since: int) -> Iterator[C
     found = mailboxes.find(db, name)
     if found is None:
         raise LeiStoreError(f"no mailbox {name!r} (see `lei-store mailboxes`)")
-    if since < floor(db):
-        raise ResyncNeeded(f"resync needed: modseq {since} is older than the feed keeps for {name!r}: "
-                           "read the mailbox again")
+    check_since(db, since, f"the feed of {name!r}")
     mid, _label = found
     q = ("SELECT m.modseq, m.uid, m.oidbin, g.kw, g.labels, m.joined > ? FROM members m "
          "JOIN messages g ON g.oidbin = m.oidbin WHERE m.mailbox = ? AND m.modseq > ? UNION ALL "

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
+from lei_store.errors import DamagedStoreError
 from lei_store.sqlite import connect_ro, connect_rw
 
 
@@ -49,6 +50,10 @@ class Journal:
         self.path = path
         if readonly:
             self.db = connect_ro(path)
+            if self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'volatile'").fetchone() is None:
+                self.db.close()
+                raise DamagedStoreError(f"{path}: holds no journal (emptied?): `lei-store fsck --repair` "
+                                        "rebuilds it from the index")
             return
         self.db = connect_rw(path, "journal", "rebuilds it from the index")
         from lei_store.disk import journaldb

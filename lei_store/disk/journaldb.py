@@ -96,23 +96,36 @@ def _first_mailboxes(db: sqlite3.Connection) -> None:
                        (name, label, now + i, special, now))
 
 
-def reset_feed(db: sqlite3.Connection) -> None:
+def reset_feed(db: sqlite3.Connection, *, renumber: bool = False) -> int:
     """Forget what the feed derived (messages, blobs, members, tombstones, usage, the backfill mark),
     give every mailbox a new UIDVALIDITY and start its UIDs again: the next writer records every
-    message anew. The journal's rows (the history, and the keywords a reindex replays) stay."""
+    message anew. The journal's rows (the history, and the keywords a reindex replays) stay.
+
+    A `reset` row takes the next modseq and becomes the feed's floor, so every follower that
+    stored an older one is told to resync (and one that reads the state now follows from it).
+    RENUMBER (a journal rebuilt after its loss, whose numbering started again) first moves the
+    modseqs past any the lost journal can have handed out: milliseconds since 1970, which only grow."""
     import time
 
     db.execute("BEGIN IMMEDIATE")
     for table in ("messages", "blobs", "members", "vanished"):
         db.execute(f"DELETE FROM {table}")
     db.execute("DELETE FROM settings WHERE key IN ('usage_bytes', 'usage_messages', 'backfilled')")
-    # followers resync: what they hold may not match the new UIDs
-    db.execute("INSERT OR REPLACE INTO settings (key, value) SELECT 'feed_floor', COALESCE(MAX(seq), 0) FROM volatile")
+    if renumber:
+        base = max(int(time.time() * 1000), db.execute("SELECT COALESCE(MAX(seq), 0) FROM volatile").fetchone()[0])
+        db.execute("DELETE FROM sqlite_sequence WHERE name = 'volatile'")
+        db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('volatile', ?)", (base,))
+    db.execute("INSERT INTO volatile (oidbin, op, kw, labels, at, kind) VALUES (x'', 'set', '', '', ?, 'reset')",
+               (int(time.time()),))
+    floor = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+    db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES ('feed_floor', ?)", (floor,))
     top = db.execute("SELECT COALESCE(MAX(uidvalidity), 0) FROM mailboxes").fetchone()[0]
     start = max(int(time.time()), top + 1)
     for i, (mid,) in enumerate(db.execute("SELECT id FROM mailboxes ORDER BY id").fetchall()):
-        db.execute("UPDATE mailboxes SET uidvalidity = ?, uidnext = 1, recent_uid = 1 WHERE id = ?", (start + i, mid))
+        db.execute("UPDATE mailboxes SET uidvalidity = ?, uidnext = 1, recent_uid = 1, highestmodseq = ? "
+                   "WHERE id = ?", (start + i, floor, mid))
     db.execute("COMMIT")
+    return floor
 
 
 def _create(sdb, name: str, spec: dict) -> None:

@@ -30,6 +30,7 @@ from lei_store.disk.journal import Journal
 from lei_store.disk.over import Over, decode_ddd
 from lei_store.disk.shards import BYTES, SLOT_NAMES, THREADID, TS, UID, open_checked, volatile_all
 from lei_store.errors import DamagedStoreError, LeiStoreError
+from lei_store.ops.rejournal import journal_lost
 from lei_store.paths import Layout, existing_store
 from lei_store.sqlite import connect_ro
 from lei_store.write import epochs
@@ -514,6 +515,11 @@ def _check_mail_sync(layout: Layout, over: _Over, f: _Findings) -> set[bytes]:
 def _journaled_state(layout: Layout, over: _Over, f: _Findings) -> dict[int, tuple[int, str, frozenset, frozenset]]:
     """num -> (seq, oid, kw, labels) that a replay would set, emulating Writer.replay_journal."""
     want: dict[int, tuple[int, str, frozenset, frozenset]] = {}
+    if journal_lost(layout):
+        f.error("journal missing", "journal.sqlite3 is missing or empty, though lei-store has written this store: "
+                "its keywords and labels are journaled nowhere and a reindex would lose them "
+                "(`lei-store fsck --repair` rebuilds it from the index)", where="journal")
+        return want
     if not layout.journal.is_file():
         return want
     try:

@@ -18,6 +18,7 @@ from typing import Iterator
 from prometheus_client import CollectorRegistry, generate_latest, write_to_textfile
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from lei_store.errors import InputError
 from lei_store.paths import Layout
 from lei_store.tally import BUCKETS, COUNTERS, metrics_path
 
@@ -120,16 +121,23 @@ def exposition(root: Path) -> bytes:
 def keep_textfile(root: Path, directory: str, *, follow: bool = False) -> None:
     """Write DIRECTORY/lei_store.prom atomically (a temporary file renamed over it, as
     node_exporter's textfile collector wants); with FOLLOW, again after every change."""
+    if not directory or not Path(directory).is_dir():
+        raise InputError(f"{directory!r}: not a directory (--textfile names node_exporter's textfile directory)")
     target = str(Path(directory) / "lei_store.prom")
     write_to_textfile(target, registry(root))
     if not follow:
         return
+    from lei_store.disk.feed import ResyncNeeded
     from lei_store.disk.follow import Follower
 
     follower = Follower(root, _highest(root))
     try:
         while True:
-            if follower.pending():
+            try:
+                changed = bool(follower.pending())
+            except ResyncNeeded:  # the feed was rebuilt: the numbers are read afresh anyway
+                follower.since, changed = _highest(root), True
+            if changed:
                 write_to_textfile(target, registry(root))
             follower.wait(30.0)
     finally:

@@ -23,6 +23,7 @@ from lei_store.disk.gitlog import BlobStream, Change, commits_since, mark_key
 from lei_store.disk.journal import Entry, Journal
 from lei_store.disk.over import Over
 from lei_store.mail.keywords import VolatileChange
+from lei_store.ops import rejournal
 from lei_store.paths import Layout, existing_store
 from lei_store.sources.items import Item
 from lei_store.write import epochs, overidx, searchidx
@@ -42,6 +43,7 @@ class ReindexStats(msgspec.Struct):
     resumed: bool = False  # an interrupted reindex was continued
     seconds: float = 0.0
     epochs_rewritten: list[int] = []  # fetch: epochs the source rewrote (gc --expunge), so all was re-indexed
+    journal_rebuilt: str | None = None  # a lost journal was first written again from the old index
 
 
 def journaled_states(lay: Layout) -> dict[bytes, Entry]:
@@ -147,6 +149,7 @@ def reindex(root: Path, *, shards: int | None = None, jobs: int | None = None,
         existing_store(lay.root)  # raises the usual "not a store" error
     stats = ReindexStats()
     store = Store(lay.root, BUILD)
+    stats.journal_rebuilt = rejournal.ensure_journal(lay, lock_timeout)  # before the index that holds it goes
     with locked(lay.writer_lock, lock_timeout):
         if _finish_swap(lay):  # a previous run was killed just before its swap
             stats.resumed = True
@@ -163,6 +166,8 @@ def reindex(root: Path, *, shards: int | None = None, jobs: int | None = None,
                 writer.set_meta(DONE, str(int(time.time())))
                 writer.flush()
             _finish_swap(lay)
+    if stats.journal_rebuilt:
+        rejournal.record_feed(lay, lock_timeout)  # mailboxes and counters now, not at the next write
     stats.seconds = time.monotonic() - started
     return stats
 
