@@ -118,3 +118,25 @@ def test_a_watcher_ends_with_one_line_when_the_store_goes(store):
     finally:
         watch.kill()
     assert watch.returncode == 1 and len(err.splitlines()) == 1 and b"gone" in err, err
+
+
+def test_a_read_only_journal_is_permission_denied(sample_corpus, tmp_path):
+    """Writes into a store whose journal the user may not write: exit 77 and one line (it was 70,
+    an "internal error"); the store stays as it was."""
+    import os
+
+    from conftest import as_unprivileged_user
+
+    with as_unprivileged_user(tmp_path) as (prefix, base):
+        s = base / "store"
+        run_cli("import", "--store", str(s), "-q", str(shutil.copytree(sample_corpus / "maildir", base / "md")))
+        if prefix:
+            for top, dirs, files in os.walk(base):
+                for name in dirs + files:
+                    os.chown(os.path.join(top, name), 65534, 65534)
+        (s / "journal.sqlite3").chmod(0o444)
+        before = hits(s, "L:ro")
+        cmd = [*prefix, sys.executable, "-m", "lei_store", "tag", "--store", str(s), "-q", "s:scrub", "+L:ro"]
+        r = subprocess.run(cmd, capture_output=True, env=dict(os.environ, HOME=str(base)), cwd=base, timeout=120)
+        assert r.returncode == 77 and len(r.stderr.splitlines()) == 1 and b"permission denied" in r.stderr, r.stderr
+        assert hits(s, "L:ro") == before == 0

@@ -30,7 +30,8 @@ def test_labels_that_are_names_stay_as_they_are():
     assert label_of("inbox") == label_of("INBOX") == "inbox"
 
 
-@pytest.mark.parametrize("bad", ["", "/a", "a/", "a//b", "a%b", "b*", 'q"', "tab\there", "x" * 201])
+@pytest.mark.parametrize("bad", ["", "/a", "a/", "a//b", "a%b", "b*", 'q"', "tab\there", "x" * 201,
+                                 "nel\u0085", "line\u2028sep", "not utf-8 \udcff"])
 def test_bad_names_are_refused(bad, tmp_path):
     from lei_store.errors import InputError
 
@@ -94,7 +95,9 @@ def test_create_rename_delete_subscribe(store):
 @pytest.mark.parametrize("args, says", [
     (["create", "a//b"], "empty level"), (["create", "x*y"], "may not hold"), (["rename", "nope", "other"], "no mailbox"),
     (["delete", "INBOX"], "cannot be deleted"), (["delete", "All"], "cannot be deleted"),
-    (["rename", "INBOX", "x"], "cannot be renamed"), (["create", "scrub"], "exists already")])
+    (["rename", "INBOX", "x"], "cannot be renamed"), (["create", "scrub"], "exists already"),
+    (["create", "All"], "exists already"), (["create", "inbox"], "exists already"),
+    (["rename", "scrub", "scrub/inner"], "into itself"), (["subscribe", "nope"], "no mailbox")])
 def test_mailbox_mistakes_are_one_line(store, args, says):
     r = run_cli("mailbox", "--store", str(store), *args, check=False)
     err = r.stderr.decode()
@@ -145,3 +148,34 @@ def test_recent_messages_are_claimed_once(store):
     assert after["recent"] == after["exists"] - work["exists"] > 0
     assert list(claim_recent(store, "work")) == list(range(work["uidnext"], after["uidnext"]))
     assert after["highestmodseq"] == mailboxes(store)["work"]["highestmodseq"]  # claiming changes no modseq
+
+
+@pytest.mark.parametrize("label", ["__95744jqo", "__85m6o", "__f0nni", "__0000", "__c4h64", "__zz", "x/__18"])
+def test_labels_that_only_look_like_encoded_names_are_refused(store, label):
+    """INBOX and All by another route, a name with '/' in one level, control characters, no name at
+    all: tag refuses each with one line; nothing crashes and no odd mailbox appears."""
+    before = set(mailboxes(store))
+    r = run_cli("tag", "--store", str(store), "-q", "s:scrub", f"+L:{label}", check=False)
+    assert r.returncode == 1 and b"reserved" in r.stderr and b"Traceback" not in r.stderr
+    assert set(mailboxes(store)) == before
+
+
+def test_inbox_levels_and_case(store):
+    run_cli("mailbox", "--store", str(store), "create", "inbox/Sub")
+    assert "INBOX/Sub" in mailboxes(store) and label_of("INBOX/Sub") == label_of("inbox/Sub")
+    assert run_cli("changes", "--store", str(store), "--mailbox", "inbox", "--since", "0").returncode == 0
+    r = run_cli("mailboxes", "--store", str(store), "Nope", check=False)
+    assert r.returncode == 1 and b"no mailbox" in r.stderr
+
+
+def test_rename_moves_the_mailboxes_under_it(store):
+    run_cli("mailbox", "--store", str(store), "rename", "scrub", "Lists/Scrub")
+    run_cli("mailbox", "--store", str(store), "create", "Lists/Scrub/Old")
+    kept = uids(store, "Lists/Scrub")
+    run_cli("mailbox", "--store", str(store), "create", "Archive/Scrub/Old")
+    r = run_cli("mailbox", "--store", str(store), "rename", "Lists", "Archive", check=False)
+    assert r.returncode == 1 and "Lists/Scrub" in mailboxes(store)  # Archive/Scrub/Old exists: nothing moves
+    run_cli("mailbox", "--store", str(store), "rename", "Lists", "Kept")
+    boxes = mailboxes(store)
+    assert {"Kept/Scrub", "Kept/Scrub/Old"} <= set(boxes) and not any(n.startswith("Lists") for n in boxes)
+    assert uids(store, "Kept/Scrub") == kept

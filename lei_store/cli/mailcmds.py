@@ -75,7 +75,7 @@ def cmd_changes(args) -> int:
     try:
         journal.db.execute("BEGIN")  # one snapshot: the changes and the highest modseq agree
         highest = feed.highest_modseq(journal.db)
-        changes = (feed.mailbox_changes(journal.db, args.mailbox, args.since) if args.mailbox
+        changes = (feed.mailbox_changes(journal.db, args.mailbox, args.since) if args.mailbox is not None
                    else feed.changes(journal.db, args.since))
         _print_changes(changes, args)
     finally:
@@ -152,9 +152,18 @@ def _count(text: str) -> int:
         n = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    if n < 0 or n >= 1 << 63:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to 2**63-1: {text!r}")
     return n
+
+
+def _limit(size_type):
+    """A quota limit: a size as everywhere, or 0 for no limit."""
+    import re
+
+    def parse(text: str) -> int:
+        return 0 if re.fullmatch(r"\s*0+\s*[kmg]?b?\s*", text, re.IGNORECASE) else size_type(text)
+    return parse
 
 
 def add_parsers(add, common, size_type) -> None:
@@ -198,8 +207,9 @@ def add_parsers(add, common, size_type) -> None:
     s = add("quota", parents=[common], help="show or set the store's quota",
             description="What the store holds and may hold, in bytes and messages (0: no limit). An import "
             "over the limit stores what fits and exits 73.")
-    s.add_argument("--set-bytes", type=size_type, metavar="N", help="a limit in bytes (K, M, G suffixes)")
-    s.add_argument("--set-messages", type=_count, metavar="N")
+    s.add_argument("--set-bytes", type=_limit(size_type), metavar="N",
+                   help="a limit in bytes (K, M, G suffixes; 0: no limit)")
+    s.add_argument("--set-messages", type=_count, metavar="N", help="a limit in messages (0: no limit)")
     s.add_argument("--lock-timeout", type=float, metavar="SECONDS")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_quota)
@@ -215,7 +225,8 @@ def add_parsers(add, common, size_type) -> None:
             description="Remove matching messages from the index and every mailbox (tombstones in the "
             "change feed); git keeps their blobs until `gc --expunge`.")
     s.add_argument("query", nargs="+", metavar="TERM")
-    s.add_argument("--older-than", metavar="AGE", help="only messages received longer ago: 30d, 6m, 2y, 12h")
+    s.add_argument("--older-than", metavar="AGE",
+                   help="only messages received longer ago (lei's rt: time): 30d, 6m, 2y, 12h")
     s.add_argument("--dry-run", action="store_true", help="list what would go, change nothing")
     s.add_argument("--lock-timeout", type=float, metavar="SECONDS")
     s.add_argument("--json", action="store_true")

@@ -20,6 +20,7 @@ from lei_store.errors import (
     LeiStoreError,
     QuotaExceededError,
     SkippedInputsError,
+    StorePermissionError,
     from_os_error,
     is_disk_full,
 )
@@ -113,10 +114,10 @@ def _size(text: str) -> int:
     t = text.strip().lower().removesuffix("b")
     try:
         n = int(float(t[:-1]) * units[t[-1]]) if t and t[-1] in units else int(t)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 64M)") from None
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"the size must be positive, not {text!r}")
+    if n <= 0 or n >= 1 << 63:
+        raise argparse.ArgumentTypeError(f"the size must be positive and below 8 EiB, not {text!r}")
     return n
 
 
@@ -427,13 +428,22 @@ def parser_for(command: str | None) -> argparse.ArgumentParser:
     return _parser(command if command in COMMANDS else None)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake exiting 1 as the README's table says (argparse's own 2 is
+    fsck's "errors found")."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
 def _parser(only: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; with ONLY, just that subcommand is built (q start-up time counts)."""
     from lei_store.read import choices
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--store", metavar="DIR",
                         help="the store directory (default: lei's, from leistore.dir or $XDG_DATA_HOME/lei/store)")
-    p = argparse.ArgumentParser(prog=PROG, description="A git-backed mail archive store compatible with lei 1.9.")
+    p = _Parser(prog=PROG, description="A git-backed mail archive store compatible with lei 1.9.")
     p.add_argument("--store", metavar="DIR", dest="global_store",
                    help="the store directory, for any command (also accepted after the command)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -711,6 +721,9 @@ def _classify(e: Exception) -> LeiStoreError:
     code = (getattr(e, "sqlite_errorcode", None) or 0) & 0xFF
     if code == sqlite3.SQLITE_FULL or module == "xapian" and is_disk_full(text):
         return DiskFullError(f"disk full: {module} error: {text}")
+    if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM):
+        return StorePermissionError(f"permission denied: a database of the store cannot be written ({text}): "
+                                    "check the owner and mode of the store's *.sqlite3 files")
     if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
         return DamagedStoreError(f"a database of the store is damaged ({text}); see `lei-store fsck`")
     if module == "xapian" and type(e).__name__ in _XAPIAN_DAMAGE:

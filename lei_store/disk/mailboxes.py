@@ -6,13 +6,15 @@ A label is what lei stores: lower-case ASCII letters, digits and `_-./@,`, start
 letter, digit or `_` and ending with a letter or digit (lei-tag(1)). The mapping between them
 is reversible and keeps every name that is already a label as it is ("work", "lists/btrfs"):
 
-- `INBOX` (in any case) is the label `inbox`;
+- `INBOX` (in any case, also as the first level: `inbox/x` is `INBOX/x`) is the label `inbox`;
 - each `/`-separated level that is not a valid label by itself (capitals, spaces, other
   characters) becomes `__` followed by the lower-case base32hex of its UTF-8 bytes, so
   "Work Stuff/2024" is the label `__ase7ik35e9ima6j6/2024`, which real lei lists and searches
   as it is; `L:` queries take the label.
 
-Labels beginning with `__` are therefore reserved for encoded names.
+Labels beginning with `__` are therefore reserved for encoded names: `tag` refuses one that
+encodes no mailbox name, and such a label (lei may hold one) is a plain label, not a mailbox.
+`All` is the view of every message and holds no label.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import base64
 import re
 import sqlite3
+import unicodedata
 from pathlib import Path
 from typing import Iterator
 
@@ -60,12 +63,22 @@ def check_name(name: str) -> str:
     """A mailbox name IMAP can carry, or InputError saying why not."""
     if not name or len(name) > 200:
         raise InputError(f"bad mailbox name {name!r}: empty or longer than 200 characters")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that were not UTF-8 (surrogate escapes from argv)
+        raise InputError(f"bad mailbox name {name!r}: not UTF-8") from None
     if name.startswith(DELIMITER) or name.endswith(DELIMITER) or DELIMITER * 2 in name:
         raise InputError(f"bad mailbox name {name!r}: an empty level between '/'")
-    bad = sorted({c for c in name if c in "%*\\\"" or ord(c) < 0x20 or ord(c) == 0x7F})
+    bad = sorted({c for c in name if c in "%*\\\"" or unicodedata.category(c) in ("Cc", "Zl", "Zp")})
     if bad:
         raise InputError(f"bad mailbox name {name!r}: it may not hold {' '.join(map(repr, bad))}")
     return name
+
+
+def canonical(name: str) -> str:
+    """NAME as the store keeps it: INBOX (and the levels under it) whatever its case, as IMAP says."""
+    first, sep, rest = name.partition(DELIMITER)
+    return INBOX + sep + rest if first.upper() == INBOX else name
 
 
 def _b32(data: bytes) -> str:
@@ -77,14 +90,15 @@ def _unb32(text: str) -> bytes:
 
 
 def label_of(name: str) -> str:
-    """The label holding the mailbox NAME."""
-    check_name(name)
-    if name.upper() == INBOX:
-        return "inbox"
+    """The label holding the mailbox NAME (All, every message, has none: InputError)."""
+    name = canonical(check_name(name))
+    if name == ALL:
+        raise InputError("mailbox 'All' exists already: it is every message, and holds no label")
     parts = []
-    for segment in name.split(DELIMITER):
-        plain = _SEGMENT.match(segment) and not segment.startswith(_ESCAPED)
-        parts.append(segment if plain else _ESCAPED + _b32(segment.encode("utf-8")))
+    for i, segment in enumerate(name.split(DELIMITER)):
+        plain = (i == 0 and segment == INBOX) or (_SEGMENT.match(segment) and not segment.startswith(_ESCAPED))
+        parts.append("inbox" if i == 0 and segment == INBOX else
+                     segment if plain else _ESCAPED + _b32(segment.encode("utf-8")))
     label = DELIMITER.join(parts)
     if len(label) >= 244 or not _LABEL.match(label):
         raise InputError(f"mailbox name {name!r} is too long to be held by a label")
@@ -92,18 +106,38 @@ def label_of(name: str) -> str:
 
 
 def name_of(label: str) -> str:
-    """The mailbox a label holds (the inverse of label_of)."""
-    if label == "inbox":
-        return INBOX
+    """The mailbox a label holds (the inverse of label_of); see is_mailbox_label."""
     parts = []
-    for segment in label.split(DELIMITER):
-        if segment.startswith(_ESCAPED):
+    for i, segment in enumerate(label.split(DELIMITER)):
+        if i == 0 and segment == "inbox":
+            segment = INBOX
+        elif segment.startswith(_ESCAPED):
             try:
                 segment = _unb32(segment[len(_ESCAPED):]).decode("utf-8")
             except (ValueError, UnicodeDecodeError):
-                pass  # a label lei made that only looks encoded: shown as it is
+                pass  # a label that only looks encoded: not a mailbox (is_mailbox_label)
         parts.append(segment)
     return DELIMITER.join(parts)
+
+
+def check_new_label(label: str) -> str:
+    """A label to give messages (tag, import): one whose levels begin with `__` must encode a
+    mailbox name, as label_of writes it (`__` is reserved for those), else InputError."""
+    if any(seg.startswith(_ESCAPED) for seg in label.split(DELIMITER)) and not is_mailbox_label(label):
+        raise InputError(f"label {label!r}: labels with a level beginning with '__' are reserved for encoded "
+                         "mailbox names, and this one encodes none (`lei-store mailbox create NAME` prints a "
+                         "name's label)")
+    return label
+
+
+def is_mailbox_label(label: str) -> bool:
+    """Whether LABEL holds a mailbox: label_of(name_of(label)) gives it back. A label that only
+    looks encoded (`__` and no valid name, a name with a '/' or a control character in one level,
+    a name spelled another way, INBOX or All by another route) is a plain label, not a mailbox."""
+    try:
+        return label_of(name_of(label)) == label
+    except InputError:
+        return False
 
 
 def default_special_use(name: str) -> str | None:
@@ -124,7 +158,7 @@ def listing(db: sqlite3.Connection, names: list[str] | None = None) -> Iterator[
     for row in db.execute(f"SELECT {_COLUMNS} FROM mailboxes ORDER BY name = ? DESC, name = ? DESC, name",
                           (INBOX, ALL)):
         mid, name, label, uidvalidity, uidnext, modseq, subscribed, special, recent_uid = row
-        if names is not None and name not in names:
+        if names is not None and name not in {canonical(n) for n in names}:
             continue
         exists, unseen, recent = db.execute(
             "SELECT COUNT(*), COUNT(*) - COALESCE(SUM(seen), 0), COALESCE(SUM(uid >= ?), 0) FROM members "
@@ -139,14 +173,18 @@ def read(root: Path, names: list[str] | None = None) -> list[Mailbox]:
         return []
     journal = Journal(lay.journal, readonly=True)
     try:
-        return list(listing(journal.db, names))
+        found = list(listing(journal.db, names))
     finally:
         journal.db.close()
+    missing = sorted({canonical(n) for n in names or ()} - {b.name for b in found})
+    if missing:
+        raise InputError(f"no mailbox {', '.join(map(repr, missing))} (see `lei-store mailboxes`)")
+    return found
 
 
 def find(db: sqlite3.Connection, name: str) -> tuple[int, str | None] | None:
     """(id, label) of the mailbox called NAME, None when there is none."""
     if not has_tables(db):
         return None
-    row = db.execute("SELECT id, label FROM mailboxes WHERE name = ?", (name,)).fetchone()
+    row = db.execute("SELECT id, label FROM mailboxes WHERE name = ?", (canonical(name),)).fetchone()
     return (row[0], row[1]) if row else None

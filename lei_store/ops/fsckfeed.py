@@ -5,10 +5,12 @@ right; the quota usage equal to what the tables count and to what git holds (the
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 
 from lei_store.disk import journaldb
 from lei_store.disk.gitlog import blob_sizes
+from lei_store.disk.mailboxes import is_mailbox_label
 from lei_store.paths import Layout
 from lei_store.sqlite import connect_ro
 
@@ -73,7 +75,9 @@ def _check_members(db: sqlite3.Connection, over, feed: dict, f) -> None:
         if uid >= uidnext.get(mid, 0):
             f.error("uid beyond uidnext", f"UID {uid} in mailbox {mid} is not below its UIDNEXT", oid=bytes(oid).hex(),
                     where="journal.members")
+    mailbox_label = functools.cache(is_mailbox_label)
     for key, (kw, labels, _size) in feed.items():
+        labels = frozenset(label for label in labels if mailbox_label(label))  # a plain label is in no mailbox
         want = {boxes[None][0]} | {boxes[label][0] for label in labels if label in boxes}
         if len(want) != len(labels) + 1:
             f.error("label without mailbox", f"labels {sorted(labels)} are not all mailboxes", oid=key.hex(),

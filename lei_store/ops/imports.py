@@ -14,6 +14,7 @@ from typing import Callable
 
 import msgspec
 
+from lei_store.disk import mailboxes
 from lei_store.disk.mailsync import maildir_loc
 from lei_store.mail.keywords import VolatileChange, imap_keywords
 from lei_store.sources import DEFAULT_MAX_SIZE, Item, ReadOptions, Source, maildir, read_source
@@ -36,6 +37,8 @@ class Importer:
         self.writer = writer
         self.opts = opts
         self.read = ReadOptions(opts.max_size, self._skipped)
+        for label in opts.add.labels:
+            mailboxes.check_new_label(label)
 
     @property
     def stats(self) -> ImportStats:

@@ -50,6 +50,22 @@ def _relabel(writer: Writer, old: str, new: str | None) -> int:
     return len(nums)
 
 
+def _renames(feed, name: str, new: str) -> list[tuple[str, str]]:
+    """NAME -> NEW and each mailbox under NAME to the same place under NEW (IMAP RENAME moves the
+    inferiors too), checked before any moves: none of the new names may exist."""
+    old, new = mailboxes.canonical(name), mailboxes.canonical(new)
+    if new.startswith(old + mailboxes.DELIMITER):
+        raise InputError(f"cannot rename {name!r} into itself ({new!r})")
+    moves = [(old, new)] if feed.exists(old) else []  # a level with only mailboxes under it moves them
+    moves += [(child, new + child[len(old):]) for child in feed.names_under(old)]
+    if not moves:
+        raise InputError(f"no mailbox {name!r} (see `lei-store mailboxes`)")
+    for _, after in moves:
+        if feed.exists(after):
+            raise InputError(f"mailbox {after!r} exists already")
+    return moves
+
+
 def manage(root: Path, action: str, name: str, new: str | None = None, *,
            lock_timeout: float | None = None) -> MailboxResult:
     """Create, rename, delete, subscribe to or unsubscribe from a mailbox."""
@@ -68,13 +84,15 @@ def manage(root: Path, action: str, name: str, new: str | None = None, *,
             result.label = mailboxes.label_of(name)
         elif action == "rename":
             assert new is not None
-            old_label, result.label = feed.rename(name, mailboxes.check_name(new))
-            result.messages = _relabel(w, old_label, result.label)
+            for before, after in _renames(feed, name, mailboxes.check_name(new)):
+                old_label, label = feed.rename(before, after)
+                result.label = result.label or label
+                result.messages += _relabel(w, old_label, label)
         elif action == "delete":
             result.label = feed.delete(name)
             result.messages = _relabel(w, result.label, None)
         else:
-            feed.subscribe(name, action == "subscribe")
+            result.label = feed.subscribe(name, action == "subscribe")
         w.flush()
         result.modseq = w.journal.db.execute("SELECT COALESCE(MAX(seq), 0) FROM volatile").fetchone()[0]
     return result

@@ -14,6 +14,7 @@ from pathlib import Path
 import msgspec
 
 from lei_store import tally
+from lei_store.disk import mailboxes
 from lei_store.errors import LeiStoreError
 from lei_store.mail.keywords import VolatileChange
 from lei_store.sources import Source, read_source
@@ -95,6 +96,8 @@ def tag(root: Path, selection: Selection, change: VolatileChange, *, lock_timeou
     """Change the keywords and labels of the selected messages."""
     if not change:
         raise LeiStoreError("nothing to change: give +kw:KEYWORD, -kw:KEYWORD, +L:LABEL or -L:LABEL")
+    for label in change.add_labels | (change.set_labels or frozenset()):
+        mailboxes.check_new_label(label)
 
     def act(writer: Writer, nums: list[int]) -> int:
         before = writer.stats.keywords_updated

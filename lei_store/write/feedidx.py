@@ -16,7 +16,7 @@ import time
 from typing import NamedTuple
 
 from lei_store.disk.journal import Event, Journal
-from lei_store.disk.mailboxes import ALL, INBOX, default_special_use, label_of, name_of
+from lei_store.disk.mailboxes import ALL, DELIMITER, INBOX, default_special_use, is_mailbox_label, label_of, name_of
 from lei_store.errors import InputError
 
 
@@ -62,6 +62,7 @@ class FeedIndex:
         self.usage = Usage(settings.get("usage_bytes", 0), settings.get("usage_messages", 0),
                            settings.get("quota_bytes", 0), settings.get("quota_messages", 0))
         self._usage_dirty = False
+        self._label_kinds: dict[str, bool] = {}
 
     # -- the writer's batches ------------------------------------------------------
     def record(self, events: list[Event], sizes: dict[bytes, int]) -> None:
@@ -177,7 +178,15 @@ class FeedIndex:
     # -- membership -------------------------------------------------------------------
     def _wanted(self, labels: set[str], modseq: int) -> list[_Box]:
         """The mailboxes a message with these labels is in: \\All, and one per label."""
-        return [self._box(None, modseq)] + [self._box(label, modseq) for label in sorted(labels)]
+        return [self._box(None, modseq)] + [self._box(label, modseq) for label in sorted(labels)
+                                            if self._mailbox_label(label)]
+
+    def _mailbox_label(self, label: str) -> bool:
+        """Whether LABEL holds a mailbox (a label that only looks encoded does not); remembered."""
+        known = self._label_kinds.get(label)
+        if known is None:
+            known = self._label_kinds[label] = label in self._boxes or is_mailbox_label(label)
+        return known
 
     def _join(self, box: _Box, oidbin: bytes, seen: bool, modseq: int) -> None:
         self.db.execute("INSERT INTO members (mailbox, uid, oidbin, seen, modseq, joined) VALUES (?, ?, ?, ?, ?, ?)",
@@ -254,11 +263,25 @@ class FeedIndex:
         del self._by_id[box.id]
         return box.label
 
-    def subscribe(self, name: str, on: bool) -> None:
+    def subscribe(self, name: str, on: bool) -> str | None:
+        """Subscribe to mailbox NAME or not; its label (None: \\All)."""
         box = self._named(name)
         modseq = self._event("subscribe" if on else "unsubscribe", name=box.name)
         self.db.execute("UPDATE mailboxes SET subscribed = ?, highestmodseq = ? WHERE id = ?", (on, modseq, box.id))
         box.touch(modseq)
+        return box.label
+
+    def names_under(self, name: str) -> list[str]:
+        """The mailboxes below NAME in the hierarchy, shallowest first."""
+        prefix = name + DELIMITER
+        return sorted((b.name for b in self._boxes.values() if b.name.startswith(prefix)), key=lambda n: (n.count(
+            DELIMITER), n))
+
+    def exists(self, name: str) -> bool:
+        try:
+            return name == ALL or label_of(name) in self._boxes
+        except InputError:
+            return False
 
     def claim_recent(self, name: str) -> range:
         """A session takes the mailbox's recent messages (IMAP's SELECT, RFC 3501 \\Recent): the
