@@ -148,12 +148,12 @@ def gc(root: Path, *, lock_timeout: float | None = None, expunge: bool = False) 
     with locked(lay.writer_lock, lock_timeout):
         _recover_shards(lay)
         check_space(lay)
+        stats.git_before, stats.xapian_before, stats.sqlite_before = _sizes(lay)  # what expunge drops counts
         if expunge:
             from lei_store.ops.expunge import expunge as drop_purged
 
             done = drop_purged(lay)
             stats.epochs_rewritten, stats.blobs_expunged = done.epochs_rewritten, done.blobs_dropped
-        stats.git_before, stats.xapian_before, stats.sqlite_before = _sizes(lay)
         nums = lay.epoch_numbers()
         for n in nums:
             _gc_epoch(lay.epoch(n))
