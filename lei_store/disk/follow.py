@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 from typing import AsyncIterator, Iterator
 
@@ -20,9 +21,15 @@ from lei_store.disk.journal import Journal
 from lei_store.errors import NotAStoreError
 
 # a commit appends to journal.sqlite3-wal; a checkpoint writes the file itself; a replica's
-# journal arrives by rename; the store's folder itself deleted or moved ends the following
-_MASK = flags.MODIFY | flags.CLOSE_WRITE | flags.MOVED_TO | flags.CREATE | flags.DELETE | flags.MOVED_FROM
+# journal arrives by rename; the store's folder itself deleted or moved ends the following.
+# Not -shm, nor CLOSE_WRITE: a reader (this one too) touches both, and would wake itself forever.
+_MASK = flags.MODIFY | flags.MOVED_TO | flags.CREATE | flags.DELETE | flags.MOVED_FROM
 _GONE = flags.DELETE_SELF | flags.MOVE_SELF | flags.IGNORED
+_FILES = ("journal.sqlite3", "journal.sqlite3-wal")
+
+
+def _relevant(events) -> bool:
+    return any(e.name in _FILES for e in events)
 SAFETY_SECONDS = 30.0  # read again now and then even without an event (a missed one costs this much)
 
 
@@ -67,9 +74,9 @@ class Follower:
 
     def wait(self, timeout: float) -> bool:
         """Wait for the journal to change (at most TIMEOUT seconds); whether it may have."""
-        events = self._inotify.read(timeout=int(timeout * 1000))
+        events = self._inotify.read(timeout=max(0, int(timeout * 1000)))
         self._gone(events)
-        return any(e.name.startswith("journal.sqlite3") for e in events)
+        return _relevant(events)
 
     def _gone(self, events) -> None:
         if any(e.mask & _GONE for e in events):
@@ -81,7 +88,13 @@ class Follower:
     def __iter__(self) -> Iterator[Change]:
         while True:
             yield from self.pending()
-            self.wait(SAFETY_SECONDS)
+            self.sleep(SAFETY_SECONDS)
+
+    def sleep(self, timeout: float) -> None:
+        """Until the journal changes, or TIMEOUT seconds passed."""
+        deadline = time.monotonic() + timeout
+        while not self.wait(deadline - time.monotonic()) and time.monotonic() < deadline:
+            pass  # events of no interest (readers touching the WAL's files): keep sleeping
 
     async def __aiter__(self) -> AsyncIterator[Change]:
         loop = asyncio.get_running_loop()
@@ -94,7 +107,8 @@ class Follower:
             events = self._inotify.read(timeout=0)  # drain: the next change wakes us again
             if any(e.mask & _GONE for e in events):
                 gone.append(True)
-            woken.set()
+            if gone or _relevant(events):
+                woken.set()
 
         loop.add_reader(fd, readable)
         try:

@@ -139,7 +139,7 @@ def keep_textfile(root: Path, directory: str, *, follow: bool = False) -> None:
                 follower.since, changed = _highest(root), True
             if changed:
                 write_to_textfile(target, registry(root))
-            follower.wait(30.0)
+            follower.sleep(30.0)
     finally:
         follower.close()
 
