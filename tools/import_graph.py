@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "lei_store"
 # The layers, lowest first: a module may import from its own layer and the ones below it.
 # read and write share a rank but must not import each other: readers never load writer code
 # (public-inbox keeps Over/Search apart from OverIdx/SearchIdx the same way).
-RANK = {"foundation": 0, "mail": 1, "sources": 2, "disk": 3, "read": 4, "write": 4, "ops": 5, "cli": 6}
+RANK = {"foundation": 0, "mail": 1, "sources": 2, "disk": 3, "read": 4, "write": 4, "ops": 5, "serve": 6, "cli": 7}
 READ_SIDE = ("lei_store.read",)
 WRITE_SIDE = ("lei_store.write",)
 

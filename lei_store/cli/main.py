@@ -27,7 +27,8 @@ from lei_store.errors import (
 
 COMMANDS = ("init", "import", "q", "lcat", "tag", "rm", "ls-mail-sync", "forget-mail-sync", "refresh-mail-sync",
             "export-kw", "reindex", "clone", "fetch", "fsck", "backup", "restore", "gc", "ls-label", "blob",
-            "daemon-pid", "daemon-kill", "mailboxes", "mailbox", "changes", "watch", "quota", "metrics", "purge")
+            "daemon-pid", "daemon-kill", "mailboxes", "mailbox", "changes", "watch", "quota", "metrics", "purge",
+            "serve-imap")
 
 
 # -- subcommands ------------------------------------------------------------
@@ -623,6 +624,9 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     from lei_store.cli import mailcmds
 
     mailcmds.add_parsers(add, common, _size)
+    from lei_store.cli import serveimap
+
+    serveimap.add_parsers(add, common)
 
     s = add("ls-label", parents=[common], help="list every label in use")
     s.set_defaults(func=cmd_ls_label)
