@@ -267,3 +267,76 @@ def test_a_password_file_others_can_read_is_refused(store, tmp_path):
     r = run_cli("serve-imap", "--store", str(store), "--password-file", str(pw), "--listen", "127.0.0.1:1",
                 check=False)
     assert r.returncode == 1 and b"chmod 600" in r.stderr
+
+
+def test_four_clients_while_an_import_of_2000_runs(server, store, tmp_path):
+    """2 IDLE clients and 2 flag-changing ones while the CLI imports 2,000 messages: no client
+    error, each flag change journaled exactly once, the counters exact, fsck clean."""
+    import subprocess
+    import sys
+    import threading
+
+    md = tmp_path / "incoming"
+    for sub in ("cur", "new", "tmp"):
+        (md / sub).mkdir(parents=True)
+    for i in range(2000):
+        (md / "new" / f"1700000000.M{i}P1.host").write_bytes(
+            b"From: load@example.org\nMessage-ID: <load%d@example.org>\nSubject: load %d\n\nbody %d\n" % (i, i, i))
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    toggled: dict[int, list[str]] = {0: [], 1: []}
+
+    def idler() -> None:
+        try:
+            c = server.client()
+            c.select_folder("All")
+            while not stop.is_set():
+                c.idle()
+                c.idle_check(timeout=0.5)
+                c.idle_done()
+            c.logout()
+        except BaseException as e:  # noqa: BLE001 (any failure of a client fails the test)
+            errors.append(e)
+
+    def flagger(n: int) -> None:
+        try:
+            c = server.client()
+            c.select_folder("scrub")
+            mine = c.search(["ALL"])[n::2][:5]
+            for round_ in range(4):
+                for uid in mine:
+                    (c.add_flags if round_ % 2 == 0 else c.remove_flags)([uid], [b"$Junk"])
+                    toggled[n].append(f"{uid}:{round_ % 2}")
+            c.logout()
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    _, before = changes_since(store, 0)
+    threads = [threading.Thread(target=idler) for _ in range(2)] + \
+              [threading.Thread(target=flagger, args=(n,)) for n in range(2)]
+    imp = subprocess.Popen([sys.executable, "-m", "lei_store", "import", "--store", str(store), "-q", str(md)])
+    for t in threads:
+        t.start()
+    assert imp.wait(timeout=600) == 0
+    for t in threads[2:]:
+        t.join(timeout=600)
+    stop.set()
+    for t in threads[:2]:
+        t.join(timeout=60)
+    assert not errors, errors
+    rows, _ = changes_since(store, before)
+    junk_changes = [r for r in rows if r["kind"] == "changed"]
+    assert len(junk_changes) == len(toggled[0]) + len(toggled[1]) == 40  # each STORE once, no more
+    assert len([r for r in rows if r["kind"] == "added"]) == 2000
+    assert not blobs(store, "kw:junk")  # every toggle undone
+    for name, query in (("All", "z:1.."), ("scrub", "L:scrub")):
+        box = mailbox(store, name)
+        assert box["exists"] == len(blobs(store, query))
+        assert box["unseen"] == len(blobs(store, query, "AND", "NOT", "kw:seen"))
+    fsck_clean(store)
+
+
+def changes_since(store: Path, since: int) -> tuple[list[dict], int]:
+    out = [json.loads(x) for x in run_cli("changes", "--store", str(store), "--since", str(since),
+                                          "--json").stdout.splitlines()]
+    return out[:-1], out[-1]["highestmodseq"]

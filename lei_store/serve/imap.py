@@ -656,16 +656,71 @@ def read_password(path: str) -> str:
     return password
 
 
+class _Collected:
+    """A response's pieces, gathered to be sent at once."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(bytes(data))
+
+
+def _whole_responses():
+    """pymap's connection, sending each response in one write: pymap writes a response piece by
+    piece as it computes it, and a client reading lines without blocking (imapclient's
+    idle_check) took half a line for a broken connection."""
+    from pymap.imap import IMAPConnection
+
+    class WholeResponses(IMAPConnection):
+        __slots__ = ()
+
+        async def write_response(self, resp) -> None:
+            collected = _Collected()
+            try:
+                await resp.async_write(collected)
+                self.writer.write(b"".join(collected.parts))
+                await self.writer.drain()
+            except ConnectionError:
+                pass
+
+    return WholeResponses
+
+
+async def _listen(backend: LeiStoreBackend, config: Config, stack: AsyncExitStack) -> None:
+    """pymap's IMAP service on config.host/port, with whole responses."""
+    from contextlib import closing
+
+    from proxyprotocol.reader import ProxyProtocolReader
+    from pymap.context import connection_exit
+    from pymap.imap.state import ConnectionState
+
+    connection = _whole_responses()
+    commands = config.commands
+
+    async def accept(reader, writer, sock_info) -> None:
+        conn = connection(commands, config, reader, writer, sock_info)
+        state = ConnectionState(backend.login, config)
+        async with AsyncExitStack() as per_connection:
+            connection_exit.set(per_connection)
+            per_connection.enter_context(closing(conn))
+            await conn.run(state)
+
+    server = await asyncio.start_server(ProxyProtocolReader(config.proxy_protocol).get_callback(accept),
+                                        host=config.host, port=config.port)
+    await stack.enter_async_context(server)
+    task = asyncio.create_task(server.serve_forever())
+    stack.callback(task.cancel)
+
+
 async def serve(args: Namespace, ready=None) -> None:
     """Run the IMAP server described by ARGS (pymap's own arguments plus ours) until cancelled;
     READY is called once it listens."""
-    from pymap.imap import IMAPService
-
     backend, config = await LeiStoreBackend.init(args, reject_dnsbl=False, max_append_len=MAX_APPEND)
     config.apply_context()
     async with AsyncExitStack() as stack:
         await backend.start(stack)
-        await IMAPService(backend, config).start(stack)
+        await _listen(backend, config, stack)
         if ready:
             ready()
         with suppress(asyncio.CancelledError):
