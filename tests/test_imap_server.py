@@ -340,3 +340,20 @@ def changes_since(store: Path, since: int) -> tuple[list[dict], int]:
     out = [json.loads(x) for x in run_cli("changes", "--store", str(store), "--since", str(since),
                                           "--json").stdout.splitlines()]
     return out[:-1], out[-1]["highestmodseq"]
+
+
+def test_a_header_pythons_parser_chokes_on_gets_an_envelope_not_a_dropped_connection(server, store):
+    """`To: Group: ; a@b` makes email.headerregistry raise; real archives hold such mail. FETCH
+    ENVELOPE/BODYSTRUCTURE answer (the field NIL), SEARCH answers, the connection stays."""
+    raw = b"From: a@example.org\nTo: Group: ; b@example.org\nMessage-ID: <group@x>\nSubject: odd to\n\nbody\n"
+    c = server.client()
+    try:
+        c.append("All", raw)
+        c.select_folder("All", readonly=True)
+        uid = max(c.search(["ALL"]))
+        got = c.fetch([uid], ["ENVELOPE", "BODYSTRUCTURE", "BODY.PEEK[]"])[uid]
+        assert got[b"ENVELOPE"].subject == b"odd to" and got[b"BODY[]"] == raw
+        assert isinstance(c.search(["TO", "b@example.org"]), list)  # an answer, not a dropped connection
+        c.noop()
+    finally:
+        c.logout()

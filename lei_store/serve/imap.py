@@ -51,6 +51,7 @@ from pymap.message import BaseLoadedMessage, BaseMessage
 from pymap.mime import MessageContent
 from pymap.parsing.message import AppendMessage
 from pymap.parsing.response.code import AppendUid, CopyUid
+from pymap.parsing.response.fetch import BodyStructure, EnvelopeStructure
 from pymap.parsing.specials import FetchRequirement, ObjectId, SearchKey, SequenceSet
 from pymap.parsing.specials.flag import Deleted, Flag, Seen
 from pymap.selected import SelectedMailbox, SelectedSet
@@ -83,6 +84,47 @@ def _refused(e: LeiStoreError) -> Exception:
     return NotAllowedError(str(e))
 
 
+class LoadedMessage(BaseLoadedMessage):
+    """A message's content for FETCH and SEARCH, robust to real mail: Python's header registry
+    raises on some malformed headers (a group where an address belongs), which killed the
+    connection; such a field is left out of the ENVELOPE (NIL), a structure that will not render
+    is the plain one RFC 2180 suggests, a header that will not parse is not there."""
+
+    __slots__ = ()
+    _FIELDS = ("date", "subject", "from_", "sender", "reply_to", "to", "cc", "bcc", "in_reply_to", "message_id")
+
+    def get_envelope_structure(self) -> EnvelopeStructure:
+        try:
+            envelope = super().get_envelope_structure()
+            envelope.tobytes()
+            return envelope
+        except Exception:  # noqa: BLE001 (whatever the parser raises, the client gets an answer)
+            pass
+        fields = []
+        for name in self._FIELDS:
+            try:
+                value = getattr(self.content.header.parsed, name)
+                EnvelopeStructure(*(value if f == name else None for f in self._FIELDS)).tobytes()
+            except Exception:  # noqa: BLE001
+                value = None
+            fields.append(value)
+        return EnvelopeStructure(*fields)
+
+    def get_body_structure(self) -> BodyStructure:
+        try:
+            structure = super().get_body_structure()
+            structure.tobytes()
+            return structure
+        except Exception:  # noqa: BLE001
+            return BodyStructure.empty()
+
+    def get_header(self, name: bytes) -> Sequence[str]:
+        try:
+            return super().get_header(name)
+        except Exception:  # noqa: BLE001
+            return []
+
+
 class Message(BaseMessage):
     """A member of a mailbox: its UID there, flags from its keywords, the store's blob."""
 
@@ -100,14 +142,14 @@ class Message(BaseMessage):
         return Message(self.uid, self.internal_date, self.permanent_flags, oidbin=self.oidbin, modseq=self.modseq,
                        server=self._server, thread_id=self.thread_id, expunged=True)
 
-    async def load_content(self, requirement: FetchRequirement) -> BaseLoadedMessage:
+    async def load_content(self, requirement: FetchRequirement) -> LoadedMessage:
         content = None
         if not requirement.has_none(FetchRequirement.CONTENT):
             try:
                 content = MessageContent.parse(self._server.view.blob(self.oidbin))
             except KeyError:  # purged since: the client gets an empty message, not an error
                 content = None
-        return BaseLoadedMessage(self, requirement, content)
+        return LoadedMessage(self, requirement, content)
 
 
 class MailboxData(MailboxDataInterface[Message]):
