@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Install the Debian peers the tests talk to (lei, dovecot, notmuch, mu, git, xapian-tools).
+# Install the Debian peers the tests talk to (lei, public-inbox-httpd, dovecot, notmuch, mu, git,
+# xapian-tools, mbsync, headless chromium).
 # Needs root; without it, says so and exits 0: the tests that need a peer then skip.
 set -uo pipefail
-PKGS="lei git sqlite3 xapian-tools notmuch maildir-utils dovecot-imapd"
+PKGS="lei public-inbox git sqlite3 xapian-tools notmuch maildir-utils dovecot-imapd isync chromium"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 [ -z "$missing" ] && { echo "install-peers: all present"; exit 0; }
