@@ -357,3 +357,66 @@ def test_a_header_pythons_parser_chokes_on_gets_an_envelope_not_a_dropped_connec
         c.noop()
     finally:
         c.logout()
+
+
+def test_search_is_answered_by_the_index_as_lei_q_answers(server, store):
+    """FROM/TO/CC/SUBJECT/BODY/TEXT match what lei's f:/t:/c:/s:/b: match (words, phrases,
+    stemmed single words), combined with flags, dates, NOT, OR and UIDs as IMAP combines them."""
+    c = server.client()
+    try:
+        c.select_folder("All", readonly=True)
+        uid = uids_by_blob(store, "All")
+
+        def by_q(*query: str) -> set[int]:
+            return {uid[b] for b in blobs(store, *query)}
+
+        every = set(c.search(["ALL"]))
+        cases = [
+            (["FROM", "dmitri"], by_q("f:dmitri")),
+            (["FROM", "bob@example.com"], by_q("f:bob@example.com")),
+            (["TO", "Zoë"], by_q("t:zoë")),
+            (["CC", "alice"], by_q("c:alice")),
+            (["SUBJECT", "scrub speed"], by_q("s:scrub speed")),  # one argv word, as a shell passes s:"scrub speed"
+            (["SUBJECT", "questions"], by_q("s:questions")),  # stemmed: "question" too
+            (["BODY", "checksum"], by_q("b:checksum")),
+            (["TEXT", "dmitri"], by_q(*"s:dmitri OR a:dmitri OR b:dmitri OR n:dmitri OR m:dmitri".split())),
+            (["NOT", "FROM", "dmitri"], every - by_q("f:dmitri")),
+            (["OR", "FROM", "bob", "FROM", "carol"], by_q("f:bob", "OR", "f:carol")),
+            (["FLAGGED", "SUBJECT", "scrub"], by_q("s:scrub", "kw:flagged")),
+            (["UNSEEN", "NOT", "SUBJECT", "patch"], by_q(*"NOT kw:seen AND NOT s:patch".split())),
+            (["SINCE", "5-Mar-2024", "FROM", "carol"],  # INTERNALDATE: the received time, by UTC day
+             {uid[r["blob"]] for r in q(store, "f:carol") if r["rt"] >= "2024-03-05"}),
+        ]
+        for criteria, want in cases:
+            assert want, criteria  # each case finds something in the sample
+            assert set(c.search(criteria, charset="UTF-8")) == want, criteria
+        assert c.search(["SUBJECT", "trfs"]) == []  # words, not substrings (documented)
+        some = sorted(every)[:20]
+        assert set(c.search(["UID", f"{some[0]}:{some[-1]}", "SUBJECT", "scrub"])) == \
+            by_q("s:scrub") & set(some)
+        # what the index cannot answer is answered from the content, substring rules
+        hdr = set(c.search(["HEADER", "Message-ID", "example.org"]))
+        assert hdr and hdr <= every
+        assert set(c.search(["SUBJECT", "#"])) == {u for u, v in c.fetch(every, ["ENVELOPE"]).items()
+                                                  if b"#" in (v[b"ENVELOPE"].subject or b"")}
+    finally:
+        c.logout()
+
+
+def test_select_reports_the_recent_messages_it_takes(server, store):
+    """RECENT at SELECT counts what this session took (RFC 3501 \\Recent): all of a mailbox
+    never selected, then none, then what joined it since."""
+    c = server.client()
+    try:
+        first = c.select_folder("scrub")
+        assert first[b"RECENT"] == first[b"EXISTS"] > 0
+        assert set(c.search(["RECENT"])) == set(c.search(["ALL"]))
+        assert c.select_folder("scrub")[b"RECENT"] == 0
+        run_cli("tag", "--store", str(store), "--quiet", "-q", "s:compression AND NOT L:scrub", "+L:scrub")
+        joined = mailbox(store, "scrub")["exists"] - first[b"EXISTS"]
+        assert joined > 0
+        assert c.select_folder("scrub", readonly=True)[b"RECENT"] == joined  # EXAMINE looks, takes nothing
+        assert c.select_folder("scrub")[b"RECENT"] == joined
+        assert c.select_folder("scrub")[b"RECENT"] == 0
+    finally:
+        c.logout()

@@ -54,6 +54,7 @@ from pymap.parsing.response.code import AppendUid, CopyUid
 from pymap.parsing.response.fetch import BodyStructure, EnvelopeStructure
 from pymap.parsing.specials import FetchRequirement, ObjectId, SearchKey, SequenceSet
 from pymap.parsing.specials.flag import Deleted, Flag, Seen
+from pymap.search import SearchParams
 from pymap.selected import SelectedMailbox, SelectedSet
 from pymap.token import AllTokens
 from pymap.user import UserMetadata
@@ -65,6 +66,7 @@ from lei_store.disk.feed import ResyncNeeded
 from lei_store.disk.mailboxes import Mailbox
 from lei_store.errors import InputError, LeiStoreError, StoreLockedError
 from lei_store.mail.keywords import VolatileChange
+from lei_store.serve.search import FIELDS, Plan, lei_query
 from lei_store.serve.view import FLAG_OF, Member, MessageFacts, StoreView
 
 _log = logging.getLogger(__name__)
@@ -169,6 +171,7 @@ class MailboxData(MailboxDataInterface[Message]):
         self._uid_of: dict[bytes, int] = {}
         self._gone: list[tuple[int, int]] = []  # (modseq, uid) of members that left since loaded
         self._modseq: int | None = None
+        self._claimed = 0  # recent messages the SELECT in progress took
 
     # -- pymap's properties ---------------------------------------------------------------
     @property
@@ -262,6 +265,7 @@ class MailboxData(MailboxDataInterface[Message]):
 
     async def snapshot(self) -> MailboxSnapshot:
         await self.refresh()
+        claimed, self._claimed = self._claimed, 0
         box = await asyncio.to_thread(self.server.view.mailbox, self.name)
         if box is None:
             raise MailboxNotFound(self.name)
@@ -271,12 +275,18 @@ class MailboxData(MailboxDataInterface[Message]):
                 unseen += 1
                 first_unseen = first_unseen or seq
         return MailboxSnapshot(self.mailbox_id, self.readonly, self.uid_validity, self.permanent_flags,
-                               self.session_flags, len(self._msgs), box.recent, unseen, first_unseen, box.uidnext)
+                               self.session_flags, len(self._msgs), box.recent + claimed, unseen, first_unseen,
+                               box.uidnext)
 
     async def claim_recent(self, selected: SelectedMailbox) -> None:
+        """At SELECT: this session takes the mailbox's recent messages. pymap asks for the
+        snapshot next, whose RECENT must count them although the store no longer does."""
+        self._claimed = 0
+        await self.refresh()
         for uid in await asyncio.to_thread(self.server.view.claim_recent, self.name):
             if uid in self._msgs:
                 selected.session_flags.add_recent(uid)
+                self._claimed += 1
 
     async def cleanup(self) -> None:
         pass
@@ -289,6 +299,14 @@ class MailboxData(MailboxDataInterface[Message]):
         if isinstance(cached_msg, Message):
             return cached_msg.gone()
         raise IndexError(uid)
+
+    async def match(self, query: str) -> set[int]:
+        """The UIDs of this mailbox's members that lei QUERY finds."""
+        try:
+            blobs = await asyncio.to_thread(self.server.view.search, query)
+        except LeiStoreError as e:
+            raise _refused(e) from None
+        return {uid for oid in blobs if (uid := self._uid_of.get(oid)) is not None}
 
     def oids(self, uids: Iterable[int]) -> list[bytes]:
         return [self._msgs[u].oidbin for u in uids if u in self._msgs]
@@ -499,7 +517,34 @@ class Session(BaseSession[Message]):
         return AppendUid(mbx.uid_validity, uids), await self._load_updates(selected, mbx)
 
     async def search_mailbox(self, selected: SelectedMailbox, keys: frozenset[SearchKey]):
-        return await super().search_mailbox(selected, keys)
+        """SEARCH with the text keys answered by the store's index (serve/search.py); content is
+        read only for the keys it cannot answer."""
+        mbx = await self._selected_box(selected)
+        params = SearchParams(selected, disabled=self.config.disable_search_keys)
+        found: dict[str, set[int]] = {}
+        for key in _text_keys(keys):
+            query = lei_query(key.value, key.filter_str)
+            if query and query not in found:
+                found[query] = await mbx.match(query)
+        plan = Plan(keys, params, found.get)
+        matched = []
+        for seq, cached in selected.messages.get_all(SequenceSet.all()):
+            msg = await mbx.get(cached.uid, cached)
+            content = await msg.load_content(plan.requirement)
+            if plan.matches(seq, msg, content):
+                matched.append((seq, msg))
+        return matched, await mbx.update_selected(selected)
+
+
+def _text_keys(keys: Iterable[SearchKey]) -> Iterable[SearchKey]:
+    """The keys the index answers, however deep in OR, NOT and parentheses."""
+    for key in keys:
+        if key.value == b"KEYSET":
+            yield from _text_keys(key.filter_key_set)
+        elif key.value == b"OR":
+            yield from _text_keys(key.filter_key_or)
+        elif key.value in FIELDS:
+            yield key
 
 
 class Server:

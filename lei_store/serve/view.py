@@ -19,7 +19,7 @@ from lei_store.disk import feed, mailboxes
 from lei_store.disk.blobs import BlobReader, git_oid
 from lei_store.disk.journal import Journal
 from lei_store.disk.mailboxes import ALL, Mailbox
-from lei_store.errors import InputError, StoreLockedError
+from lei_store.errors import InputError, QueryError, StoreLockedError
 from lei_store.mail.keywords import VolatileChange
 from lei_store.paths import Layout, existing_store
 from lei_store.sources.imap import to_lf
@@ -50,6 +50,25 @@ class MessageFacts(NamedTuple):
 
     ts: int
     tid: int
+
+
+def _matching_nums(xdb, query, nshards: int) -> set[int]:
+    """The message numbers Xapian finds for QUERY, all of them, in docid order (no ranking)."""
+    import xapian
+
+    from lei_store.disk.shards import num_of
+
+    for _attempt in range(10):  # a writer may commit under us: reopen and retry, as readers do
+        try:
+            enq = xapian.Enquire(xdb)
+            enq.set_query(query)
+            enq.set_weighting_scheme(xapian.BoolWeight())
+            enq.set_docid_order(xapian.Enquire.ASCENDING)
+            mset = enq.get_mset(0, max(xdb.get_doccount(), 1))
+            return {num_of(m.docid, nshards) for m in mset}
+        except xapian.DatabaseModifiedError:
+            xdb.reopen()
+    raise QueryError("the index kept changing while searching; try again")
 
 
 def keywords_of(flags) -> frozenset[str]:
@@ -126,6 +145,32 @@ class StoreView:
                 part = oidbins[i:i + 500]
                 rows = db.execute(f"{q} WHERE x.oidbin IN ({','.join('?' * len(part))})", part)
                 found.update({bytes(o): MessageFacts(ts, tid) for o, ts, tid in rows})
+            return found
+        finally:
+            db.close()
+
+    def search(self, query: str) -> set[bytes]:
+        """The blobs of every message matching QUERY (lei's language), by the Xapian index."""
+        from lei_store.disk import shards
+        from lei_store.read.query import parse
+
+        xdb = shards.open_all(self.lay)
+        try:
+            nums = _matching_nums(xdb, parse(xdb, query), self.lay.shard_count())
+        finally:
+            xdb.close()
+        if not nums:
+            return set()
+        db = connect_ro(self.lay.over)
+        try:
+            if len(nums) > 2000:  # most of the store: one pass beats thousands of lookups
+                return {bytes(o) for num, o in db.execute("SELECT docid, oidbin FROM xref3") if num in nums}
+            found: set[bytes] = set()
+            ordered = sorted(nums)
+            for i in range(0, len(ordered), 500):
+                part = ordered[i:i + 500]
+                rows = db.execute(f"SELECT oidbin FROM xref3 WHERE docid IN ({','.join('?' * len(part))})", part)
+                found.update(bytes(o) for (o,) in rows)
             return found
         finally:
             db.close()
