@@ -28,6 +28,7 @@ from typing import Any
 
 from pymap.backend.mailbox import MailboxDataInterface, MailboxSetInterface
 from pymap.backend.session import BaseSession
+from pymap.bytes import Writeable
 from pymap.concurrent import Event
 from pymap.config import BackendCapability, IMAPConfig
 from pymap.context import subsystem
@@ -66,6 +67,7 @@ from lei_store.disk.feed import ResyncNeeded
 from lei_store.disk.mailboxes import Mailbox
 from lei_store.errors import InputError, LeiStoreError, StoreLockedError
 from lei_store.mail.keywords import VolatileChange
+from lei_store.serve.envelope import envelope
 from lei_store.serve.search import FIELDS, Plan, lei_query
 from lei_store.serve.view import FLAG_OF, Member, MessageFacts, StoreView
 
@@ -86,31 +88,57 @@ def _refused(e: LeiStoreError) -> Exception:
     return NotAllowedError(str(e))
 
 
-class LoadedMessage(BaseLoadedMessage):
-    """A message's content for FETCH and SEARCH, robust to real mail: Python's header registry
-    raises on some malformed headers (a group where an address belongs), which killed the
-    connection; such a field is left out of the ENVELOPE (NIL), a structure that will not render
-    is the plain one RFC 2180 suggests, a header that will not parse is not there."""
+class _RawEnvelope(EnvelopeStructure):
+    """An envelope already written (serve/envelope.py)."""
 
-    __slots__ = ()
-    _FIELDS = ("date", "subject", "from_", "sender", "reply_to", "to", "cc", "bcc", "in_reply_to", "message_id")
+    def __init__(self, data: bytes) -> None:
+        super().__init__(None, None, None, None, None, None, None, None, None, None)
+        self._data = data
+
+    def write(self, writer) -> None:
+        writer.write(self._data)
+
+    def __bytes__(self) -> bytes:
+        return self._data
+
+
+class LoadedMessage(BaseLoadedMessage):
+    """A message's content for FETCH and SEARCH. The blob is MIME-parsed (pymap's parser) only
+    when a part, the structure or a header is asked for: BODY[], RFC822.SIZE and ENVELOPE come
+    from the bytes as they are. Robust to real mail: Python's header registry raises on some
+    malformed headers (a group where an address belongs), which killed the connection; a
+    structure that will not render is the plain one RFC 2180 suggests, a header that will not
+    parse is not there."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, message: Message, requirement: FetchRequirement, raw: bytes | None) -> None:
+        super().__init__(message, requirement, None)
+        self._raw = raw
+
+    @property
+    def content(self) -> MessageContent:
+        if self._content is None and self._raw is not None:
+            self._content = MessageContent.parse(self._raw)
+        return super().content
+
+    def __bytes__(self) -> bytes:
+        return self._raw if self._raw is not None else b""
+
+    def get_size(self, section: Sequence[int] | None = None) -> int:
+        if not section and self._raw is not None:
+            return len(self._raw)
+        return super().get_size(section)
+
+    def get_body(self, section: Sequence[int] | None = None, binary: bool = False) -> Writeable:
+        if not section and not binary and self._raw is not None:
+            return Writeable.wrap(self._raw)
+        return super().get_body(section, binary)
 
     def get_envelope_structure(self) -> EnvelopeStructure:
-        try:
-            envelope = super().get_envelope_structure()
-            envelope.tobytes()
-            return envelope
-        except Exception:  # noqa: BLE001 (whatever the parser raises, the client gets an answer)
-            pass
-        fields = []
-        for name in self._FIELDS:
-            try:
-                value = getattr(self.content.header.parsed, name)
-                EnvelopeStructure(*(value if f == name else None for f in self._FIELDS)).tobytes()
-            except Exception:  # noqa: BLE001
-                value = None
-            fields.append(value)
-        return EnvelopeStructure(*fields)
+        if self._raw is None:
+            return EnvelopeStructure.empty()
+        return _RawEnvelope(envelope(self._raw))
 
     def get_body_structure(self) -> BodyStructure:
         try:
@@ -145,13 +173,13 @@ class Message(BaseMessage):
                        server=self._server, thread_id=self.thread_id, expunged=True)
 
     async def load_content(self, requirement: FetchRequirement) -> LoadedMessage:
-        content = None
+        raw = None
         if not requirement.has_none(FetchRequirement.CONTENT):
             try:
-                content = MessageContent.parse(self._server.view.blob(self.oidbin))
+                raw = self._server.view.blob(self.oidbin)
             except KeyError:  # purged since: the client gets an empty message, not an error
-                content = None
-        return LoadedMessage(self, requirement, content)
+                raw = None
+        return LoadedMessage(self, requirement, raw)
 
 
 class MailboxData(MailboxDataInterface[Message]):

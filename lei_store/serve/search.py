@@ -46,6 +46,20 @@ class _InSet(SearchCriteria):
         return msg.uid in self.uids
 
 
+class _Substring(SearchCriteria):
+    """RFC 3501's rule, for a string with no word in it: a substring of the decoded field (of
+    the headers and text parts for BODY and TEXT), any case."""
+
+    def __init__(self, key: bytes, value: str, params: SearchParams) -> None:
+        super().__init__(params)
+        self.key, self.value = key, value
+
+    def matches(self, msg_seq: int, msg: MessageInterface, loaded_msg: LoadedMessageInterface) -> bool:
+        if self.key in (b"BODY", b"TEXT"):
+            return loaded_msg.contains(self.value.encode())
+        return any(self._in(self.value, str(h)) for h in loaded_msg.get_header(self.key.lower()))  # From, To...
+
+
 class _Not(SearchCriteria):
     def __init__(self, inner: SearchCriteria, params: SearchParams) -> None:
         super().__init__(params)
@@ -91,11 +105,13 @@ class Plan:
             return _All([self._of(k) for k in key.filter_key_set], self.params)
         if name == b"OR":
             return _Any([self._of(k) for k in key.filter_key_or], self.params)
-        if name in FIELDS and name not in self.params.disabled:
-            query = lei_query(name, key.filter_str)
+        if (name in FIELDS or name == b"BCC") and name not in self.params.disabled:
+            query = lei_query(name, key.filter_str) if name in FIELDS else None  # no Bcc terms
             uids = self._match(query) if query else None
             if uids is not None:
                 return _InSet(uids, self.params)
+            self.requirement |= key.requirement
+            return _Substring(name, key.filter_str, self.params)
         self.requirement |= key.requirement
         return SearchCriteria.of(key, self.params)
 
