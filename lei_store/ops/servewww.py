@@ -2,8 +2,9 @@
 
 A lei store is an extindex in all but name (lei-store-format(5)), so public-inbox's own web
 interface serves it as it is (threads, search, raw messages, Atom feeds) once a public-inbox
-config names it `extindex.all.topdir`; it is then at /all/. public-inbox reads over.sqlite3, the
-Xapian shards and ALL.git at each request, so what an import adds shows at the next one.
+config names it `extindex.all.topdir`; it is then at /all/. public-inbox reads over.sqlite3 and
+ALL.git afresh, but searches a Xapian snapshot it keeps for a while: we make it reopen the store
+after each write (follow_writes), so what an import adds is found within a second or two.
 
 Nothing is written into the store, and the user's ~/.public-inbox/config is never read: the
 config and a small PSGI file live in a private temporary directory (PI_CONFIG names it),
@@ -33,6 +34,7 @@ HTTPD = "public-inbox-httpd"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 START_TIMEOUT = 30.0  # Perl loading PublicInbox::WWW takes ~1 s; a loaded machine more
 STOP_GRACE = 10.0  # SIGTERM, then SIGKILL
+POLL = 1.0  # how often we look whether a writer committed (see follow_writes)
 
 # public-inbox's front page lists extindexes from their ei15/misc Xapian index, which a lei
 # store leaves an empty directory (format §6.8): / answered 500 "Couldn't detect type of
@@ -147,6 +149,36 @@ def wait_ready(proc: subprocess.Popen, url: str) -> None:
         time.sleep(0.1)
 
 
+def _over_stamp(root: Path) -> tuple:
+    """What changes when a writer commits over.sqlite3 (the last of its commits: Xapian is done)."""
+    stamp: list[tuple[int, int] | None] = []
+    for name in ("over.sqlite3", "over.sqlite3-wal"):
+        try:
+            st = (root / "ei15" / name).stat()
+            stamp.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            stamp.append(None)
+    return tuple(stamp)
+
+
+def follow_writes(proc: subprocess.Popen, root: Path) -> int:
+    """Wait for the daemon to exit; meanwhile, SIGHUP it after each write to the store.
+
+    public-inbox keeps a Xapian snapshot open for ~30 s after a search, so a message imported
+    meanwhile was listed (over.sqlite3 is read afresh) but not found by a search; SIGHUP makes
+    it reload its config and reopen the store (public-inbox-daemon(8))."""
+    last = _over_stamp(root)
+    while True:
+        try:
+            return proc.wait(timeout=POLL)
+        except subprocess.TimeoutExpired:
+            pass
+        now = _over_stamp(root)
+        if now != last:
+            last = now
+            proc.send_signal(signal.SIGHUP)
+
+
 def stop_httpd(proc: subprocess.Popen) -> None:
     """SIGTERM (the daemon exits at once; its git cat-file helpers see EOF and follow), SIGKILL
     if it is still there after STOP_GRACE seconds. Further ^C meanwhile are ignored."""
@@ -177,7 +209,7 @@ def serve(root: Path, host: str, port: int, ready: Callable[[str], None]) -> Non
                 # our copy closed: if the daemon dies, clients are refused instead of left queueing
                 wait_ready(proc, url)
                 ready(url)
-                code = proc.wait()
+                code = follow_writes(proc, root)
                 raise PeerUnavailableError(f"{HTTPD} stopped by itself (exit {code}; its messages are above)")
             except _Stop:
                 pass
