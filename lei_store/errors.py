@@ -10,7 +10,8 @@ failure; README.md lists them:
     65  EX_DATAERR      the store is damaged (a corrupt git object, SQLite file or Xapian shard)
     66  EX_NOINPUT      some inputs were skipped (unreadable, not a regular file, too large);
                         everything else was stored
-    69  EX_UNAVAILABLE  an IMAP server could not be reached or refused us
+    69  EX_UNAVAILABLE  an IMAP server could not be reached or refused us; a program a command
+                        runs (public-inbox-httpd for serve-www) is not installed or failed
     70  EX_SOFTWARE     an internal error (a bug), or the reader daemon died mid-answer
     73  EX_CANTCREAT    the store's quota is reached: what fitted was stored, the rest was not
     74  EX_IOERR        the disk is full, or writing failed with an I/O error
@@ -79,6 +80,12 @@ class QueryError(LeiStoreError):
 
 class RemoteError(InputError):
     """An IMAP server could not be reached or refused a request."""
+
+    exit_code = EX_UNAVAILABLE
+
+
+class PeerUnavailableError(LeiStoreError):
+    """A program a command hands the store to (public-inbox-httpd) is missing or failed."""
 
     exit_code = EX_UNAVAILABLE
 

@@ -29,6 +29,28 @@ def store_layout(args):
     return existing_store(store_dir(args))
 
 
+def parse_listen(text: str, default: str) -> tuple[str, int]:
+    """--listen HOST:PORT (an IPv6 host in brackets) as (host, port); no host is 127.0.0.1."""
+    from lei_store.errors import InputError
+
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"--listen {text!r}: give HOST:PORT, e.g. {default}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether HOST is only reachable from this machine (the servers' safe default)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def done(stats, args, line) -> int:
     """The end of a long command: the stats as JSON with --json, a summary line unless --quiet."""
     if args.json:

@@ -28,7 +28,7 @@ from lei_store.errors import (
 COMMANDS = ("init", "import", "q", "lcat", "tag", "rm", "ls-mail-sync", "forget-mail-sync", "refresh-mail-sync",
             "export-kw", "reindex", "clone", "fetch", "fsck", "backup", "restore", "gc", "ls-label", "blob",
             "daemon-pid", "daemon-kill", "mailboxes", "mailbox", "changes", "watch", "quota", "metrics", "purge",
-            "serve-imap")
+            "serve-imap", "serve-www")
 
 
 # -- subcommands ------------------------------------------------------------
@@ -627,6 +627,9 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     from lei_store.cli import serveimap
 
     serveimap.add_parsers(add, common)
+    from lei_store.cli import servewww
+
+    servewww.add_parsers(add, common)
 
     s = add("ls-label", parents=[common], help="list every label in use")
     s.set_defaults(func=cmd_ls_label)

@@ -11,29 +11,11 @@ import argparse
 import os
 import sys
 
-from lei_store.cli.common import PROG, store_layout
+from lei_store.cli.common import PROG, is_loopback, parse_listen, store_layout
 from lei_store.errors import InputError
 
 COMMANDS = ("serve-imap",)
 DEFAULT_LISTEN = "127.0.0.1:1143"
-
-
-def _listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise InputError(f"--listen {text!r}: give HOST:PORT, e.g. {DEFAULT_LISTEN}")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def _loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _git_credential(user: str, host: str, port: int) -> str:
@@ -68,10 +50,10 @@ def cmd_serve_imap(args) -> int:
     import signal
 
     args.user = args.user or getpass.getuser()
-    host, port = _listen(args.listen)
+    host, port = parse_listen(args.listen, DEFAULT_LISTEN)
     if bool(args.cert) != bool(args.key):
         raise InputError("--cert and --key go together")
-    if not _loopback(host) and not args.cert:
+    if not is_loopback(host) and not args.cert:
         raise InputError(f"refusing to serve IMAP on {host} without TLS: give --cert FILE --key FILE, "
                          "or listen on 127.0.0.1")
     store_layout(args).root  # noqa: B018 (a missing store is reported before anything listens)
