@@ -16,16 +16,19 @@ import re
 _FIELDS = (b"date", b"subject", b"from", b"sender", b"reply-to", b"to", b"cc", b"bcc", b"in-reply-to",
            b"message-id")
 _ADDRESS_FIELDS = frozenset((b"from", b"sender", b"reply-to", b"to", b"cc", b"bcc"))
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 _WSP = re.compile(rb"[ \t]+")
+_SPECIAL = re.compile(r'["():;\\]')
+_ATOMS = r'[^<>@\s"(),;:\\]+@[^<>@\s"(),;:\\]+'  # local@domain without quotes or comments
+_NAME_ADDR = re.compile(r'\s*(?:"(?P<qname>[^"\\]*)"|(?P<name>[^"<>,;:@()\\\[\]]*?))\s*<(?P<addr>' + _ATOMS + r')>\s*')
+_BARE_ADDR = re.compile(r'\s*(?P<addr>' + _ATOMS + r')\s*')
 _QUOTABLE = re.compile(rb"[\x20-\x7e]*")  # printable ASCII: a quoted string; else a literal
 
 
 def header_fields(raw: bytes) -> dict[bytes, bytes]:
     """Each envelope field's value in RAW's header, unfolded, without the name: the first of
     each field, but every To (From, Cc...) of a message that has several, as one list."""
-    end = _HEADER_END.search(raw)
-    head = raw[:end.start()] if end else raw
+    ends = [i for i in (raw.find(b"\n\n"), raw.find(b"\n\r\n")) if i >= 0]
+    head = raw[:min(ends)] if ends else raw
     found: dict[bytes, list[bytes]] = {}
     current: list[bytes] | None = None
     for line in head.splitlines():
@@ -56,6 +59,8 @@ def nstring(value: bytes | None) -> bytes:
 
 def _split(value: str) -> list[tuple[str, str]]:
     """An address list's items at the top level: ('addr', text), ('group', name), ('end', '')."""
+    if not _SPECIAL.search(value):  # no quotes, comments or groups: commas split it
+        return [("addr", text) for text in value.split(",")]
     items: list[tuple[str, str]] = []
     depth, quoted, angle, start, in_group = 0, False, False, 0, False
     i = 0
@@ -103,7 +108,7 @@ def addresses(value: bytes | None) -> bytes:
         elif kind == "end":
             out.append(b"(NIL NIL NIL NIL)")
         elif text.strip():
-            name, addr = email.utils.parseaddr(text)
+            name, addr = _parse(text)
             if not addr and not name:
                 continue
             mailbox, at, host = addr.rpartition("@")
@@ -114,6 +119,15 @@ def addresses(value: bytes | None) -> bytes:
             out.append(b"(" + b" ".join((nstring(_raw(name) if name else None), b"NIL",
                                          nstring(_raw(mailbox)), nstring(_raw(host)))) + b")")
     return b"(" + b"".join(out) + b")" if out else b"NIL"
+
+
+def _parse(text: str) -> tuple[str, str]:
+    """(display name, address) of one address: the common forms by a pattern (a kernel list's
+    Cc holds dozens), the rest by the email package."""
+    m = _NAME_ADDR.fullmatch(text) or _BARE_ADDR.fullmatch(text)
+    if m:
+        return (m.group("qname") or m.group("name") or "") if "name" in m.re.groupindex else "", m.group("addr")
+    return email.utils.parseaddr(text)
 
 
 def _unquote(text: str) -> str:
