@@ -140,6 +140,16 @@ def test_metrics_in_the_prometheus_format(store, tmp_path):
     assert "lei_store_messages " in (out / "lei_store.prom").read_text()
 
 
+
+def test_metrics_count_commands_where_the_store_path_has_a_hash(sample_corpus, tmp_path):
+    """A '#' in the path was read as a URI fragment: every per-command series went missing."""
+    store = tmp_path / "mail #1" / "store"
+    run_cli("import", "--store", str(store), "-q", str(shutil.copytree(sample_corpus / "maildir", tmp_path / "md")))
+    run_cli("q", "--store", str(store), "s:scrub")
+    text = run_cli("metrics", "--store", str(store)).stdout.decode()
+    assert 'lei_store_commands_total{command="q",outcome="ok"} 1.0' in text
+
+
 # -- followers while writers run -------------------------------------------------------------
 
 class Watch:

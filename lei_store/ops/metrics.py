@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from lei_store.errors import InputError
 from lei_store.paths import Layout
+from lei_store.sqlite import connect_ro
 from lei_store.tally import BUCKETS, COUNTERS, metrics_path
 
 
@@ -37,7 +38,10 @@ class _StoreCollector:
         path = metrics_path(self.lay.root)
         if not path.exists():
             return
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            db = connect_ro(path)  # quoted: a '#' or '?' in the store's path is no URI syntax
+        except sqlite3.Error:
+            return
         try:
             rows = db.execute("SELECT name, label, value FROM counters").fetchall()
             buckets = db.execute("SELECT command, bucket, count FROM durations ORDER BY command, bucket").fetchall()
