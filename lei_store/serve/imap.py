@@ -817,6 +817,9 @@ class LeiStoreBackend(BackendInterface):
 
     @classmethod
     async def init(cls, args: Namespace, **overrides: Any) -> tuple[LeiStoreBackend, Config]:
+        from lei_store.serve import speedups
+
+        speedups.install()
         config = Config.from_args(args, **overrides)
         return cls(config), config
 
