@@ -13,13 +13,17 @@ from __future__ import annotations
 from abc import ABC
 
 
-class HasIndex(ABC):
+class HasIndex(ABC):  # noqa: B024 (an ABC only for its isinstance cache)
+    """Types with __index__ (typing.SupportsIndex's question)."""
+
     @classmethod
     def __subclasshook__(cls, sub: type) -> bool:
         return hasattr(sub, "__index__")
 
 
-class HasBytes(ABC):
+class HasBytes(ABC):  # noqa: B024
+    """Types with __bytes__ (typing.SupportsBytes's question)."""
+
     @classmethod
     def __subclasshook__(cls, sub: type) -> bool:
         return hasattr(sub, "__bytes__")
