@@ -32,5 +32,5 @@ class HasBytes(ABC):  # noqa: B024
 def install() -> None:
     import pymap.bytes
 
-    pymap.bytes.SupportsIndex = HasIndex  # type: ignore[attr-defined,misc]
-    pymap.bytes.SupportsBytes = HasBytes  # type: ignore[attr-defined,misc]
+    pymap.bytes.SupportsIndex = HasIndex  # type: ignore[assignment,misc]
+    pymap.bytes.SupportsBytes = HasBytes  # type: ignore[assignment,misc]
