@@ -425,3 +425,29 @@ def test_select_reports_the_recent_messages_it_takes(server, store):
         assert c.select_folder("scrub")[b"RECENT"] == 0
     finally:
         c.logout()
+
+
+def test_a_second_session_hears_of_every_change_at_its_next_command(server, store):
+    """Another session's STORE, APPEND and EXPUNGE reach this one as FETCH, EXISTS and EXPUNGE
+    at its next command (a command that changed nothing sends nothing: serve/selected.py)."""
+    a, b = server.client(), server.client()
+    try:
+        a.select_folder("scrub")
+        b.select_folder("scrub")
+        uids = sorted(b.search(["ALL"]))
+        plain = sorted(b.search(["UNFLAGGED"]))[:2]
+        seqs = {uids.index(u) + 1 for u in plain}
+        assert b.noop()[1] == []  # nothing changed: nothing said
+        a.add_flags(plain, [b"\\Flagged"])
+        said = b.noop()[1]
+        assert {u for u, what, *_ in said if what == b"FETCH"} == seqs, said
+        assert b.noop()[1] == []
+        a.append("scrub", b"From: x@example.org\nMessage-ID: <second@example.org>\nSubject: scrub again\n\nhi\n")
+        assert (len(uids) + 1, b"EXISTS") in b.noop()[1]
+        a.delete_messages(uids[:1])
+        a.expunge()
+        assert (1, b"EXPUNGE") in b.noop()[1]
+        assert all(b"\\Flagged" in v[b"FLAGS"] for v in b.fetch(plain, ["FLAGS"]).values())
+    finally:
+        a.logout()
+        b.logout()
