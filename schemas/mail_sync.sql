@@ -19,3 +19,9 @@ CREATE TABLE IF NOT EXISTS blob2name (
   UNIQUE (oidbin, fid, name)
 );
 CREATE INDEX IF NOT EXISTS idx_fid_name ON blob2name(fid,name);
+-- Ours, not lei's (lei ignores it): an IMAP folder's HIGHESTMODSEQ when its flags were last
+-- brought up to date, so the next import asks only for what changed since (CONDSTORE, RFC 7162).
+CREATE TABLE IF NOT EXISTS lei_store_imap_modseq (
+  fid INTEGER PRIMARY KEY,
+  modseq INTEGER NOT NULL
+);

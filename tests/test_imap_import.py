@@ -199,3 +199,90 @@ def test_a_message_over_max_size_is_not_even_fetched(dovecot, sample_corpus, tmp
     assert len(blobs(store, "z:1..")) == 2
     again = imp(store, dovecot.url())  # without the limit the next run takes it: UID 2 was not recorded
     assert again["messages"] == 1
+
+
+class CountingRelay:
+    """A loopback relay between lei-store and Dovecot that counts the FETCH responses the
+    server sends (what a re-sync reads), the bytes passed on unchanged."""
+
+    def __init__(self, port: int):
+        import socket
+        import threading
+
+        self.fetches = 0
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._target = port
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self._target))
+            threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
+
+    def _pipe(self, src, dst, count: bool) -> None:
+        import re
+
+        pending = b""
+        with src, dst:  # either side closing ends both directions
+            try:
+                while data := src.recv(65536):
+                    if count:
+                        pending += data
+                        lines = pending.split(b"\r\n")
+                        pending = lines.pop()
+                        self.fetches += sum(1 for line in lines if re.match(rb"\* \d+ FETCH ", line))
+                    dst.sendall(data)
+            except OSError:  # the other direction closed the sockets first
+                pass
+
+    def close(self) -> None:
+        self._server.close()
+
+
+def test_a_resync_fetches_only_the_flags_that_changed(dovecot, sample_corpus, tmp_path):
+    """CONDSTORE: the second import asks CHANGEDSINCE the HIGHESTMODSEQ the first one saw, so
+    only the messages whose flags changed come back; without a modseq kept, all of them."""
+    netrc(dovecot)
+    append(dovecot, corpus_messages(sample_corpus, 200))
+    relay = CountingRelay(dovecot.port)
+    url = f"imap://{dovecot.user}@127.0.0.1:{relay.port}/INBOX"
+    store = tmp_path / "store"
+    try:
+        assert imp(store, url)["messages"] == 200
+        client = dovecot.client()
+        client.select_folder("INBOX")
+        client.add_flags(list(range(1, 11)), [r"\Flagged"])
+        client.add_flags([11], [r"\Deleted"])
+        client.expunge()
+        client.logout()
+        relay.fetches = 0
+        second = imp(store, url)
+        assert second["messages"] == 0
+        assert relay.fetches == 10  # the ten flagged ones, not the 199 known
+        _, uids = sync_rows(store)
+        assert len(uids) == 199 and 11 not in uids
+        assert blobs(store, "kw:flagged") == {uids[u] for u in range(1, 11)}
+        relay.fetches = 0
+        assert imp(store, url)["messages"] == 0
+        assert relay.fetches == 0  # nothing changed, nothing fetched
+        db = sqlite3.connect(store / "mail_sync.sqlite3")  # a store an older lei-store synced
+        db.execute("DELETE FROM lei_store_imap_modseq")
+        db.commit()
+        db.close()
+        relay.fetches = 0
+        imp(store, url)
+        assert relay.fetches == 199  # every known flag read once, and the modseq kept again
+        relay.fetches = 0
+        imp(store, url)
+        assert relay.fetches == 0
+    finally:
+        relay.close()

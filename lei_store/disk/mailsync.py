@@ -6,6 +6,7 @@ BLOB parameters, and in SQLite a TEXT value never equals a BLOB.
 
 from __future__ import annotations
 
+import sqlite3
 from contextlib import ExitStack
 from pathlib import Path
 from typing import NamedTuple
@@ -131,6 +132,21 @@ class MailSync:
         self.begin()
         self.db.execute("DELETE FROM blob2num WHERE fid = ? AND uid = ?", (fid, uid))
 
+    def modseq(self, fid: int) -> int | None:
+        """The IMAP folder's HIGHESTMODSEQ when its flags were last read whole or since."""
+        try:
+            row = self.db.execute("SELECT modseq FROM lei_store_imap_modseq WHERE fid = ?", (fid,)).fetchone()
+        except sqlite3.OperationalError:  # a mail_sync lei wrote, read-only: no such table
+            return None
+        return row[0] if row else None
+
+    def set_modseq(self, fid: int, modseq: int | None) -> None:
+        self.begin()
+        if modseq is None:
+            self.db.execute("DELETE FROM lei_store_imap_modseq WHERE fid = ?", (fid,))
+        else:
+            self.db.execute("INSERT OR REPLACE INTO lei_store_imap_modseq (fid, modseq) VALUES (?, ?)", (fid, modseq))
+
     # -- whole folders --------------------------------------------------
     def folders(self) -> list[tuple[int, str]]:
         return [(fid, bytes(loc).decode("utf-8", "surrogateescape"))
@@ -139,5 +155,5 @@ class MailSync:
     def forget(self, fid: int) -> None:
         """Drop everything known about a folder (lei forget-mail-sync); the store is untouched."""
         self.begin()
-        for table in ("blob2name", "blob2num", "folders"):
+        for table in ("blob2name", "blob2num", "folders", "lei_store_imap_modseq"):
             self.db.execute(f"DELETE FROM {table} WHERE fid = ?", (fid,))

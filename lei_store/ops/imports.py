@@ -116,26 +116,41 @@ class Importer:
                     if old_loc.startswith(url.folder_url() + ";UIDVALIDITY="):
                         w.mailsync.forget(old_fid)
             known = w.mailsync.uids(fid) if fid is not None else {}
+            top = session.highest_modseq  # read before any flag: a later change is seen next time
+            present = session.uids()
             if fid is not None and known:
-                self._resync_imap_flags(session, fid, known)
+                self._resync_imap_flags(session, fid, known, set(present))
             # every UID not yet recorded, not only those above the last one: a message skipped
             # as too large (or \Deleted) last time is taken once it can be
-            uids = [uid for uid in session.uids() if uid not in known]
+            uids = [uid for uid in present if uid not in known]
             if self.opts.progress_total:
                 self.opts.progress_total(len(uids))
             # IMAP sends CRLF line ends; stored with LF like the Maildir copy (and like lei)
             items = (Item(raw.replace(b"\r\n", b"\n"), imap_keywords(flags), folder=loc, uid=uid,
                           origin=f"{url};UID={uid}")
                      for uid, flags, raw in session.fetch(uids, max_size=self.read.max_size, on_skip=self._skipped))
-            return w.add_messages(items, self.opts.add)
+            stats = w.add_messages(items, self.opts.add)
+            if sync:  # committed with the import's last batch, after every flag it stands for
+                fid = w.mailsync.folder_id(loc, create=False)
+                if fid is not None:
+                    w.mailsync.set_modseq(fid, top)
+            return stats
 
-    def _resync_imap_flags(self, session, fid: int, known: dict[int, list[bytes]]) -> None:
-        """Keywords of already-imported UIDs follow the server; expunged UIDs are dropped."""
+    def _resync_imap_flags(self, session, fid: int, known: dict[int, list[bytes]], present: set[int]) -> None:
+        """Keywords of already-imported UIDs follow the server; expunged UIDs are dropped. With
+        CONDSTORE and the HIGHESTMODSEQ of the last import, only the flags that changed since are
+        fetched (CHANGEDSINCE); the UIDs present tell what was expunged."""
         w = self.writer
-        current = session.flags(sorted(known))
+        since, top = w.mailsync.modseq(fid), session.highest_modseq
+        if since is not None and top is not None and since <= top:
+            current = session.flags(sorted(uid for uid in known if uid in present), changed_since=since)
+        else:  # no modseq kept, or the server's went back (a restored mailbox): read them all
+            current = session.flags(sorted(known))
+            present = set(current)
         for uid, oids in known.items():
-            if uid not in current or "\\deleted" in {f.lower() for f in current[uid]}:
+            if uid not in present or "\\deleted" in {f.lower() for f in current.get(uid, ())}:
                 w.mailsync.remove_uid(fid, uid)
                 continue
-            nums = sorted({n for oid in oids for n in w.over.docids_of_blob(oid)})
-            self._set_keywords(nums, imap_keywords(current[uid]))
+            if uid in current:
+                nums = sorted({n for oid in oids for n in w.over.docids_of_blob(oid)})
+                self._set_keywords(nums, imap_keywords(current[uid]))

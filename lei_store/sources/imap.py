@@ -309,6 +309,7 @@ class Session:
         self._password: str | None = None
         self._selected: dict | None = None
         self._readonly = True
+        self._condstore = False  # CONDSTORE enabled: SELECT tells HIGHESTMODSEQ (RFC 7162)
         if url.mechanism not in ("LOGIN", "PLAIN", "ANONYMOUS"):
             raise RemoteError(f"{url}: AUTH={url.mechanism} is not supported (LOGIN, PLAIN, ANONYMOUS are)")
         with self._errors("connect"):
@@ -387,6 +388,9 @@ class Session:
 
     def select(self, readonly: bool = True) -> Session:
         """SELECT (or EXAMINE when readonly) the URL's mailbox."""
+        if self._selected is None and self.client.has_capability("CONDSTORE") and self.client.has_capability("ENABLE"):
+            with self._errors("ENABLE CONDSTORE"):  # only before the first SELECT (RFC 5161)
+                self._condstore = b"CONDSTORE" in {bytes(c).upper() for c in self.client.enable("CONDSTORE")}
         with self._errors(f"select {self.url.mailbox!r}"):
             self._selected = self.client.select_folder(_wire_mailbox(self.url.mailbox), readonly=readonly)
         self._readonly = readonly
@@ -423,13 +427,21 @@ class Session:
         # N:* always matches the last message, even when its UID is below N
         return sorted(uid for uid in found if uid > after)
 
-    def flags(self, uids: Iterable[int]) -> dict[int, tuple[str, ...]]:
-        """FLAGS of the UIDs that still exist."""
+    @property
+    def highest_modseq(self) -> int | None:
+        """The mailbox's HIGHESTMODSEQ, None when the server keeps none (no CONDSTORE, NOMODSEQ)."""
+        value = self._info().get(b"HIGHESTMODSEQ") if self._condstore else None
+        return int(value) if value else None
+
+    def flags(self, uids: Iterable[int], changed_since: int | None = None) -> dict[int, tuple[str, ...]]:
+        """FLAGS of the UIDs that still exist; with CHANGED_SINCE (a modseq, CONDSTORE), only of
+        those whose flags changed after it."""
         self._info()
         out: dict[int, tuple[str, ...]] = {}
+        modifiers = [f"CHANGEDSINCE {changed_since}"] if changed_since is not None else None
         for batch in _batches(uids, FLAGS_BATCH):
             with self._errors("FETCH FLAGS"):
-                got = self.client.fetch(batch, ["FLAGS"])
+                got = self.client.fetch(batch, ["FLAGS"], modifiers=modifiers)
             out.update((uid, _flags(data)) for uid, data in got.items() if b"FLAGS" in data)
         return out
 
