@@ -20,6 +20,7 @@ import functools
 import hmac
 import logging
 import os
+import time
 from argparse import ArgumentParser, Namespace
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
@@ -74,6 +75,7 @@ from lei_store.serve.selected import CountedFlags, Selected
 from lei_store.serve.view import FLAG_OF, Member, MessageFacts, StoreView
 
 _log = logging.getLogger(__name__)
+RECHECK = 5.0  # seconds: a mailbox reads the journal at least this often while used, should a wake be lost
 MAX_APPEND = 64 << 20  # as import's default --max-size: a larger literal is refused before it is read
 PERMANENT = frozenset(Flag(f.encode()) for f in FLAG_OF.values()) | {Deleted}
 _WORD_OF = {Flag(f.encode()): kw for kw, f in FLAG_OF.items()}
@@ -224,6 +226,7 @@ class MailboxData(MailboxDataInterface[Message]):
         self._modseq: int | None = None
         self._claimed = 0  # recent messages the SELECT in progress took
         self._stale = True  # what we hold may be behind the store (wake)
+        self._read_at = 0.0  # when we last read the journal
 
     # -- pymap's properties ---------------------------------------------------------------
     @property
@@ -257,10 +260,11 @@ class MailboxData(MailboxDataInterface[Message]):
         """Read what changed since the modseq we have, if anything may have: every command
         refreshes, and reading the journal each time made a pull of 10,000 messages one UID
         FETCH at a time (mbsync) spend most of its time in SQLite."""
-        if not self._stale:
+        if not self._stale and time.monotonic() - self._read_at < RECHECK:
             return
         async with self._lock:
             self._stale = False  # a change committed from here on wakes us again
+            self._read_at = time.monotonic()
             view = self.server.view
             try:
                 if self._modseq is None:
