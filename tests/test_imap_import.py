@@ -286,3 +286,15 @@ def test_a_resync_fetches_only_the_flags_that_changed(dovecot, sample_corpus, tm
         assert relay.fetches == 0
     finally:
         relay.close()
+
+
+def test_flags_an_import_without_keywords_skipped_come_with_the_next(dovecot, sample_corpus, tmp_path):
+    """--no-kw keeps no modseq: the next import reads every flag, not only those changed since."""
+    netrc(dovecot)
+    append(dovecot, corpus_messages(sample_corpus, 3), flags=[[r"\Flagged"]])
+    store = tmp_path / "store"
+    imp(store, "--no-kw", dovecot.url())
+    assert blobs(store, "kw:flagged") == set()
+    imp(store, dovecot.url())
+    _, uids = sync_rows(store)
+    assert blobs(store, "kw:flagged") == {uids[1]}

@@ -132,8 +132,8 @@ class Importer:
             stats = w.add_messages(items, self.opts.add)
             if sync:  # committed with the import's last batch, after every flag it stands for
                 fid = w.mailsync.folder_id(loc, create=False)
-                if fid is not None:
-                    w.mailsync.set_modseq(fid, top)
+                if fid is not None:  # --no-kw took no flag: the next import must read them all
+                    w.mailsync.set_modseq(fid, top if self.opts.add.use_keywords else None)
             return stats
 
     def _resync_imap_flags(self, session, fid: int, known: dict[int, list[bytes]], present: set[int]) -> None:
