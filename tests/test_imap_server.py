@@ -451,3 +451,28 @@ def test_a_second_session_hears_of_every_change_at_its_next_command(server, stor
     finally:
         a.logout()
         b.logout()
+
+
+def test_a_search_string_that_is_not_utf8_gets_bad_and_the_connection_stays(server):
+    """pymap's parser raised UnicodeDecodeError on it, and the client lost its connection."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s, s.makefile("rwb") as f:
+
+        def answer(tag: bytes) -> bytes:
+            while line := f.readline():  # b"" when the server hangs up
+                if line.startswith(tag + b" "):
+                    return line
+            return b"<connection closed>"
+
+        f.readline()
+        f.write(f'l LOGIN {server.user} "{PASSWORD}"\r\n'.encode())
+        f.flush()
+        assert answer(b"l").startswith(b"l OK")
+        f.write(b"s SELECT All\r\n")
+        f.flush()
+        assert answer(b"s").startswith(b"s OK")
+        f.write(b"a SEARCH CHARSET UTF-8 SUBJECT {2+}\r\n\xff\xfe\r\n")
+        f.flush()
+        assert answer(b"a").startswith(b"a BAD")
+        f.write(b"b NOOP\r\n")
+        f.flush()
+        assert answer(b"b").startswith(b"b OK")

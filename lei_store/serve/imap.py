@@ -885,6 +885,30 @@ def _whole_responses():
     return WholeResponses
 
 
+class _SafeCommands:
+    """pymap's command parser, with a command it cannot decode answered BAD: its search-key
+    parser raised UnicodeDecodeError on a literal that is not UTF-8 (SEARCH CHARSET UTF-8),
+    which dropped the connection."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+
+    def parse(self, buf, params):
+        from pymap.parsing.commands import InvalidCommand
+        from pymap.parsing.exceptions import NotParseable
+        from pymap.parsing.specials import Tag
+
+        try:
+            return self._inner.parse(buf, params)
+        except UnicodeError:
+            with suppress(NotParseable):
+                params = params.copy(tag=Tag.parse(buf, params)[0].value)
+            return InvalidCommand(params, NotParseable(buf)), buf[0:0]
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+
 async def _listen(backend: LeiStoreBackend, config: Config, stack: AsyncExitStack) -> None:
     """pymap's IMAP service on config.host/port, with whole responses."""
     from contextlib import closing
@@ -894,7 +918,7 @@ async def _listen(backend: LeiStoreBackend, config: Config, stack: AsyncExitStac
     from pymap.imap.state import ConnectionState
 
     connection = _whole_responses()
-    commands = config.commands
+    commands = _SafeCommands(config.commands)
 
     async def accept(reader, writer, sock_info) -> None:
         conn = connection(commands, config, reader, writer, sock_info)
