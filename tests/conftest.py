@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -121,6 +122,11 @@ class Lei:
         if check and r.returncode != 0:
             raise AssertionError(f"lei {' '.join(args)} exited {r.returncode}: {r.stderr.decode()}")
         return r
+
+    def blobs(self, *query: str) -> set[str]:
+        """The blobs real `lei q` finds for QUERY."""
+        out = self("q", "-f", "jsonl", "--dedupe=none", *query).stdout.decode()
+        return {json.loads(line)["blob"] for line in out.splitlines() if line.strip() and line != "null"}
 
     def close(self) -> None:
         subprocess.run(["lei", "daemon-kill"], env=self.env, capture_output=True, timeout=60)
