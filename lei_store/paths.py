@@ -32,13 +32,23 @@ def _configured_store_dir(env) -> Path | None:
     return Path(os.path.expanduser(value)) if value else None
 
 
+def lei_data_dir(env: os._Environ | dict = os.environ) -> Path:
+    """lei's data directory: $XDG_DATA_HOME/lei or ~/.local/share/lei."""
+    base = env.get("XDG_DATA_HOME") or os.path.join(env.get("HOME", "~"), ".local", "share")
+    return Path(os.path.expanduser(base)) / "lei"
+
+
 def default_store_dir(env: os._Environ | dict = os.environ) -> Path:
     """The store lei itself would use in this environment."""
     configured = _configured_store_dir(env)
     if configured is not None:
         return configured
-    base = env.get("XDG_DATA_HOME") or os.path.join(env.get("HOME", "~"), ".local", "share")
-    return Path(os.path.expanduser(base)) / "lei" / "store"
+    return lei_data_dir(env) / "store"
+
+
+def saved_searches_dir(env: os._Environ | dict = os.environ) -> Path:
+    """Where lei keeps saved searches (lei-up(1)), whichever store they search."""
+    return lei_data_dir(env) / "saved-searches"
 
 
 def record_store_dir(store_dir: Path, env: os._Environ | dict = os.environ) -> None:

@@ -28,7 +28,7 @@ from lei_store.errors import (
 COMMANDS = ("init", "import", "q", "lcat", "tag", "rm", "ls-mail-sync", "forget-mail-sync", "refresh-mail-sync",
             "export-kw", "reindex", "clone", "fetch", "fsck", "backup", "restore", "gc", "ls-label", "blob",
             "daemon-pid", "daemon-kill", "mailboxes", "mailbox", "changes", "watch", "quota", "metrics", "purge",
-            "serve-imap", "serve-www")
+            "serve-imap", "serve-www", "up", "ls-search", "edit-search", "forget-search")
 
 
 # -- subcommands ------------------------------------------------------------
@@ -190,8 +190,7 @@ def cmd_q(args) -> int:
     fmt = args.format
     out = sys.stdout.buffer
     if args.output and args.output != "-":
-        ofmt, dest = output.parse_output(args.output)
-        output.write_mail(hits, fmt if fmt in output.MAIL_FORMATS else ofmt, dest, read_blob, args.augment)
+        _q_to_mail(args, layout, text, list(hits), read_blob)
     elif fmt in output.MAIL_FORMATS:
         if fmt == "maildir":
             raise LeiStoreError("-f maildir needs -o DIR")
@@ -204,6 +203,32 @@ def cmd_q(args) -> int:
         output.write_json(hits, fmt, out, pretty=args.pretty)
     out.flush()
     return 0
+
+
+def _q_to_mail(args, layout, text: str, hits, read_blob) -> None:
+    """q -o: the messages written, and the search saved for `up` (as lei does unless --no-save)."""
+    from lei_store.ops import up
+    from lei_store.read import output
+
+    spec = args.output
+    if args.format in output.MAIL_FORMATS and spec.partition(":")[0] not in output.MAIL_FORMATS:
+        spec = f"{args.format}:{spec}"
+    terms = [text] if args.stdin else args.query
+    options = {"threads": ["1"] if args.threads else [], "limit": [str(args.limit)] if args.limit != 10000 else [],
+               "dedupe": [args.dedupe] if args.dedupe != "content" else []}
+    search = up.new_search(terms, spec, options)
+    save = args.save and _saveable(search.path)
+    up.run_and_save(layout, search, hits, read_blob, args.augment, save=save)
+
+
+def _saveable(path: Path) -> bool:
+    """A FIFO, a terminal or /dev/stdout is written to, but there is nothing to refresh."""
+    import stat
+
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode) or stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True
 
 
 def cmd_ls_label(args) -> int:
@@ -496,6 +521,9 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("-n", "--limit", type=int, default=10000)
     s.add_argument("--offset", type=int, default=0)
     s.add_argument("--stdin", action="store_true", help="read the query from standard input")
+    s.add_argument("--save", dest="save", action="store_true", default=True,
+                   help="with -o, save the search for `up` (the default, as lei)")
+    s.add_argument("--no-save", dest="save", action="store_false", help="with -o, do not save the search")
     s.set_defaults(func=cmd_q)
 
     s = add("lcat", parents=[common], help="show messages by Message-ID or blob:OID",
@@ -627,6 +655,9 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     from lei_store.cli import serveimap
 
     serveimap.add_parsers(add, common)
+    from lei_store.cli import savedcmds
+
+    savedcmds.add_parsers(add, common)
     from lei_store.cli import servewww
 
     servewww.add_parsers(add, common)

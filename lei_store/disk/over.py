@@ -101,6 +101,10 @@ class Over:
         """Message numbers of the rows that hold a blob (any kind of row)."""
         return [d for (d,) in self.db.execute("SELECT docid FROM xref3 WHERE oidbin = ? ORDER BY docid", (oidbin,))]
 
+    def blobs_of(self, num: int) -> list[bytes]:
+        """Every blob of a message (its copies), in the order they were attached."""
+        return [bytes(o) for (o,) in self.db.execute("SELECT oidbin FROM xref3 WHERE docid = ? ORDER BY rowid", (num,))]
+
     def holds_blob(self, oidbin: bytes) -> bool:
         return self.db.execute("SELECT 1 FROM xref3 WHERE oidbin = ? LIMIT 1", (oidbin,)).fetchone() is not None
 

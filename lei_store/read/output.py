@@ -88,14 +88,22 @@ def parse_output(spec: str) -> tuple[str, Path]:
     return "maildir", Path(spec)
 
 
+OnWrite = Callable[[Hit, str], None]
+
+
 def write_mail(hits: Iterable[Hit], fmt: str, dest: Path | None, read_blob, augment: bool,
-               stream: BinaryIO | None = None) -> int:
+               stream: BinaryIO | None = None, on_write: OnWrite | None = None,
+               unseen_to_new: bool = False) -> int:
+    """Write messages to a Maildir or an mbox. ON_WRITE is told each message written and its
+    file name (Maildir) or "" (mbox); with UNSEEN_TO_NEW a Maildir gets unseen messages in new/
+    (as `lei up` delivers them: new mail to the reader), else everything goes to cur/."""
+    told = on_write or (lambda hit, name: None)
     if stream is not None:
-        return _write_mbox(hits, fmt, stream, read_blob)
+        return _write_mbox(hits, fmt, stream, read_blob, told)
     assert dest is not None, "a mail output needs a destination or a stream"
     if fmt == "maildir":
-        return _write_maildir(hits, dest, read_blob, augment)
-    return _write_mbox_file(hits, fmt, dest, read_blob, augment)
+        return _write_maildir(hits, dest, read_blob, augment, told, unseen_to_new)
+    return _write_mbox_file(hits, fmt, dest, read_blob, augment, told)
 
 
 # How q -o names a message in a Maildir, as lei does: <blob oid>=<pct>:2,<flags>. Without
@@ -137,7 +145,7 @@ def _previous_output(dest: Path) -> list[Path]:
     return old
 
 
-def _write_maildir(hits, dest: Path, read_blob, augment: bool) -> int:
+def _write_maildir(hits, dest: Path, read_blob, augment: bool, told: OnWrite, unseen_to_new: bool) -> int:
     if dest.exists():
         if not dest.is_dir():
             raise InputError(f"{dest}: exists and is not a directory")
@@ -154,7 +162,9 @@ def _write_maildir(hits, dest: Path, read_blob, augment: bool) -> int:
         name = f"{hit.row.blob}={hit.pct or 0}:2,{maildir_flags(hit.keywords)}"
         tmp = dest / "tmp" / f"{name}.{os.getpid()}"
         tmp.write_bytes(raw)
-        os.replace(tmp, dest / "cur" / name)  # tmp -> cur: readers never see half a message
+        sub = "new" if unseen_to_new and "seen" not in hit.keywords else "cur"
+        os.replace(tmp, dest / sub / name)  # tmp -> cur|new: readers never see half a message
+        told(hit, name)
         n += 1
     return n
 
@@ -163,7 +173,7 @@ def _write_maildir(hits, dest: Path, read_blob, augment: bool) -> int:
 _OUR_MBOX = re.compile(rb"From [0-9a-f]{40}@(?:mboxrd|mboxo|mboxcl2|mboxcl) Thu Jan  1 00:00:00 1970\n")
 
 
-def _write_mbox_file(hits, fmt: str, dest: Path, read_blob, augment: bool) -> int:
+def _write_mbox_file(hits, fmt: str, dest: Path, read_blob, augment: bool, told: OnWrite) -> int:
     try:
         st = os.stat(dest)  # through symlinks: /dev/stdout is whatever our stdout is
     except FileNotFoundError:
@@ -172,11 +182,11 @@ def _write_mbox_file(hits, fmt: str, dest: Path, read_blob, augment: bool) -> in
         raise InputError(f"{dest}: is a directory; {fmt}: needs a file")
     if augment or (st is not None and not stat.S_ISREG(st.st_mode)):
         with open(dest, "ab" if augment else "wb") as f:  # a FIFO, a terminal: just written to
-            return _write_mbox(hits, fmt, f, read_blob)
+            return _write_mbox(hits, fmt, f, read_blob, told)
     target = Path(os.path.realpath(dest))  # a symlink stays; the file it points to is replaced
     if st is not None and st.st_size and not _is_our_mbox(target):
         raise InputError(f"{dest}: not an mbox q -o wrote; use a new or empty file, or --augment to add to it")
-    return _replace_file(target, st, lambda f: _write_mbox(hits, fmt, f, read_blob))
+    return _replace_file(target, st, lambda f: _write_mbox(hits, fmt, f, read_blob, told))
 
 
 def _is_our_mbox(path: Path) -> bool:
@@ -220,7 +230,7 @@ def _status_headers(keywords: list[str]) -> bytes:
     return out
 
 
-def _write_mbox(hits, fmt: str, out: BinaryIO, read_blob) -> int:
+def _write_mbox(hits, fmt: str, out: BinaryIO, read_blob, told: OnWrite) -> int:
     n = 0
     for hit in hits:
         raw = read_blob(hit.row.blob)
@@ -241,5 +251,6 @@ def _write_mbox(hits, fmt: str, out: BinaryIO, read_blob) -> int:
             body = _FROM_O.sub(rb">\1", body)
         out.write(b"From %s@%s Thu Jan  1 00:00:00 1970\n" % (hit.row.blob.encode(), fmt.encode())
                   + head + b"\n" + body + (b"" if body.endswith(b"\n") or not body else b"\n") + b"\n")
+        told(hit, "")
         n += 1
     return n

@@ -135,7 +135,7 @@ class Reader:
     def _deduped(self, hits: list[Hit], dedupe: str) -> Iterator[Hit]:
         seen: set = set()
         for hit in hits:
-            key = _dedupe_key(hit.row, dedupe)
+            key = dedupe_key(hit.row, dedupe)
             if key is not None:
                 if key in seen:
                     continue
@@ -194,7 +194,7 @@ class Reader:
         return shards.labels(self.db)
 
 
-def _dedupe_key(row: OverRow, mode: str):
+def dedupe_key(row: OverRow, mode: str):
     if mode == "none":
         return None
     if mode == "oid":
