@@ -28,7 +28,8 @@ from lei_store.errors import (
 COMMANDS = ("init", "import", "q", "lcat", "tag", "rm", "ls-mail-sync", "forget-mail-sync", "refresh-mail-sync",
             "export-kw", "reindex", "clone", "fetch", "fsck", "backup", "restore", "gc", "ls-label", "blob",
             "daemon-pid", "daemon-kill", "mailboxes", "mailbox", "changes", "watch", "quota", "metrics", "purge",
-            "serve-imap", "serve-www", "up", "ls-search", "edit-search", "forget-search")
+            "serve-imap", "serve-www", "up", "ls-search", "edit-search", "forget-search",
+            "add-watch", "ls-watch", "rm-watch", "watch-daemon")
 
 
 # -- subcommands ------------------------------------------------------------
@@ -658,6 +659,9 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     from lei_store.cli import savedcmds
 
     savedcmds.add_parsers(add, common)
+    from lei_store.cli import watchcmds
+
+    watchcmds.add_parsers(add, common)
     from lei_store.cli import servewww
 
     servewww.add_parsers(add, common)
