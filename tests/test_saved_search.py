@@ -9,11 +9,13 @@ import os
 import shutil
 from pathlib import Path
 
+import msgspec
 import pytest
 from conftest import Lei, run_cli
 
 from lei_store.disk import savedsearch
 from lei_store.mail.keywords import VolatileChange
+from lei_store.ops.up import UpStats
 from lei_store.write.store import Store
 
 NEW = ("From: Ann <ann@example.com>\nTo: list@example.com\nSubject: Scrub speed news {n}\n"
@@ -42,7 +44,10 @@ def deliver(tmp_path: Path, store: Path, n: int, env=None) -> None:
 
 def up(*args: str, env=None, check: bool = True):
     r = run_cli("up", "--json", *args, env=env, check=check)
-    return json.loads(r.stdout) if r.returncode == 0 else r
+    if r.returncode:
+        return r
+    msgspec.json.decode(r.stdout, type=list[UpStats])  # what schemas/up-stats.schema.json says
+    return json.loads(r.stdout)
 
 
 @pytest.fixture

@@ -89,7 +89,7 @@ def main() -> None:
         run([CLI, "init", str(work / "store")], env)
         run([CLI, "import", "-q", str(work / "maildir")], env)
         outputs = [work / "out" / f"s{i:02d}" for i in range(len(SEARCHES))]
-        for q, out in zip(SEARCHES, outputs):
+        for q, out in zip(SEARCHES, outputs, strict=True):
             run([CLI, "q", "-o", str(out), *q.split()], env)
         print(f"{len(SEARCHES)} saved searches holding {output_count(outputs)} messages", file=sys.stderr)
         if with_lei:

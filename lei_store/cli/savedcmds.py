@@ -78,7 +78,7 @@ def cmd_ls_search(args) -> int:
     found = [s for s in savedsearch.all_searches() if s.output.partition(":")[2].startswith(args.prefix or "")
              or s.output.startswith(args.prefix or "")]
     if args.format:
-        recs = [_record(s) for s in found]
+        recs = [savedsearch.listing(s) for s in found]
         if args.format == "json":
             emit_json(recs)
         else:
@@ -89,13 +89,6 @@ def cmd_ls_search(args) -> int:
     for s in found:
         sys.stdout.write(str(s.path) + end)
     return 0
-
-
-def _record(search) -> dict:
-    """One saved search as `lei ls-search -f json` shows it: lei.q.* keys, q as a list."""
-    rec: dict = {k: (v if k in ("only", "include", "exclude") else v[-1]) for k, v in search.options.items()}
-    rec.update(output=search.output, q=search.q)
-    return dict(sorted(rec.items()))
 
 
 def cmd_edit_search(args) -> int:

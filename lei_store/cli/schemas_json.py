@@ -12,6 +12,7 @@ def schemas() -> dict[str, dict]:
     from lei_store.disk.feed import Change, Highest
     from lei_store.disk.mailboxes import Mailbox
     from lei_store.disk.quota import Quota
+    from lei_store.disk.savedsearch import Listing
     from lei_store.ops.backup import BackupStats
     from lei_store.ops.folders import FolderStats
     from lei_store.ops.fsck import FsckReport
@@ -20,6 +21,7 @@ def schemas() -> dict[str, dict]:
     from lei_store.ops.purge import PurgeResult
     from lei_store.ops.reindex import ReindexStats
     from lei_store.ops.tagging import TagStats
+    from lei_store.ops.up import UpStats
     from lei_store.read.search import Result
     from lei_store.write.writer import ImportStats
 
@@ -38,6 +40,8 @@ def schemas() -> dict[str, dict]:
         "changes-end.schema.json": msgspec.json.schema(Highest),  # changes: the last line
         "quota.schema.json": msgspec.json.schema(Quota),
         "purge-result.schema.json": msgspec.json.schema(PurgeResult),
+        "up-stats.schema.json": msgspec.json.schema(list[UpStats]),
+        "ls-search.schema.json": msgspec.json.schema(list[Listing]),
     }
 
 

@@ -59,6 +59,28 @@ class SavedSearch(msgspec.Struct):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+class Listing(msgspec.Struct, omit_defaults=True):
+    """A saved search as `ls-search -f json` shows it, as lei does: its lei.q.* keys, q as a list."""
+
+    output: str
+    q: list[str]
+    dedupe: str | None = None
+    exclude: list[str] | None = None
+    external: str | None = None
+    include: list[str] | None = None
+    limit: str | None = None
+    local: str | None = None
+    only: list[str] | None = None
+    remote: str | None = None
+    threads: str | None = None
+
+
+def listing(search: SavedSearch) -> Listing:
+    lists = ("only", "include", "exclude")
+    known = {k: (v if k in lists else v[-1]) for k, v in search.options.items() if k in Listing.__struct_fields__}
+    return Listing(output=search.output, q=search.q, **known)
+
+
 def dir_for(path: Path, env=os.environ) -> Path:
     """The saved-search directory of an output path (absolute, no trailing slash), as lei names it."""
     text = str(path).rstrip("/") or "/"
