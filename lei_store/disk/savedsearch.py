@@ -77,8 +77,9 @@ class Listing(msgspec.Struct, omit_defaults=True):
 
 def listing(search: SavedSearch) -> Listing:
     lists = ("only", "include", "exclude")
-    known = {k: (v if k in lists else v[-1]) for k, v in search.options.items() if k in Listing.__struct_fields__}
-    return Listing(output=search.output, q=search.q, **known)
+    known: dict = {k: (v if k in lists else v[-1]) for k, v in search.options.items()
+                   if k in Listing.__struct_fields__}
+    return msgspec.convert(dict(known, output=search.output, q=search.q), Listing)
 
 
 def dir_for(path: Path, env=os.environ) -> Path:
