@@ -25,7 +25,7 @@ DEFAULT_TIMEOUT = float(os.environ.get("LEI_STORE_LOCK_TIMEOUT", "30"))
 def _holder_line() -> bytes:
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     cmd = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
-    return f"pid={os.getpid()} since={since} cmd={cmd[:200]}\n".encode()
+    return f"pid={os.getpid()} since={since} cmd={cmd[:200]}\n".encode("utf-8", "backslashreplace")
 
 
 UNKNOWN_HOLDER = "another process (no holder info: perhaps lei itself)"

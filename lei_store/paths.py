@@ -32,6 +32,20 @@ def _configured_store_dir(env) -> Path | None:
     return Path(os.path.expanduser(value)) if value else None
 
 
+def user_abspath(path: str | Path) -> Path:
+    """An absolute path as the user's shell sees it: a relative one is joined to $PWD when that
+    is the working directory (a path through a symlink stays so, as lei names it), else to it."""
+    path = os.path.expanduser(str(path))
+    if not os.path.isabs(path):
+        pwd = os.environ.get("PWD", "")
+        try:
+            if pwd and os.path.isabs(pwd) and os.path.samefile(pwd, "."):
+                return Path(os.path.normpath(os.path.join(pwd, path)))
+        except OSError:
+            pass
+    return Path(os.path.abspath(path))
+
+
 def lei_data_dir(env: os._Environ | dict = os.environ) -> Path:
     """lei's data directory: $XDG_DATA_HOME/lei or ~/.local/share/lei."""
     base = env.get("XDG_DATA_HOME") or os.path.join(env.get("HOME", "~"), ".local", "share")

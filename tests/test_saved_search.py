@@ -7,6 +7,8 @@ import fcntl
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
@@ -240,3 +242,73 @@ def test_flags_from_the_reader_are_seen_by_real_lei(saved, tmp_path, lei: Lei):
     up(str(out))
     assert blob in lei.blobs("kw:answered", "AND", "kw:flagged")
     assert keywords(store)[blob] == ["answered", "flagged", "seen"]
+
+
+def test_q_o_again_takes_the_readers_flags_first(saved):
+    """As lei's --import-before: flags set in the output survive a re-run that replaces it."""
+    store, out = saved
+    blob = sorted(files(out))[0]
+    old = out / files(out)[blob]
+    os.rename(old, out / "cur" / (old.name.split(":2,")[0] + ":2,FS"))
+    run_cli("q", "--store", str(store), "-o", str(out), "s:scrub")
+    assert keywords(store)[blob] == ["flagged", "seen"] and files(out)[blob].endswith(":2,FS")
+    old = out / files(out)[blob]
+    os.rename(old, out / "cur" / (old.name.split(":2,")[0] + ":2,RS"))
+    before = len(files(out))
+    run_cli("q", "--store", str(store), "-o", str(out), "--augment", "s:scrub")
+    assert len(os.listdir(out / "cur")) + len(os.listdir(out / "new")) == before  # no second copy
+    assert keywords(store)[blob] == ["answered", "seen"]
+
+
+def test_a_stdin_query_keeps_its_relative_dates(saved, tmp_path):
+    store, _out = saved
+    out = tmp_path / "recent"
+    run_cli("q", "--store", str(store), "--stdin", "-o", str(out), input=b"s:scrub AND rt:2.days.ago..\n")
+    (q,) = savedsearch.load(savedsearch.dir_for(out)).q
+    assert q == "s:scrub AND rt:2.days.ago..\n"  # read again on every up, as lei does
+    deliver(tmp_path, store, 9)  # dated 2026-12-02: received now, so within the window
+    assert up(str(out))[0]["written"] == 1
+
+
+def test_paths_lei_cannot_name_and_symlinked_working_directories(saved, tmp_path):
+    store, _out = saved
+    bad = os.fsdecode(bytes(tmp_path) + b"/bad\xffname")
+    r = run_cli("q", "--store", str(store), "-o", bad, "s:scrub", check=False)
+    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and b"--no-save" in r.stderr
+    assert not os.path.exists(bad) and len(savedsearch.all_searches()) == 1
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    env = {**os.environ, "PWD": str(tmp_path / "link")}  # a shell cd'd through the link
+    r = subprocess.run([sys.executable, "-m", "lei_store", "q", "--store", str(store), "-o", "viasym", "s:scrub"],
+                       cwd=tmp_path / "link", env=env, capture_output=True)
+    assert r.returncode == 0, r.stderr
+    assert (savedsearch.dir_for(tmp_path / "link" / "viasym") / "lei.saved-search").exists()  # as lei names it
+    r = subprocess.run([sys.executable, "-m", "lei_store", "up", "viasym"], cwd=tmp_path / "link", env=env,
+                       capture_output=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_up_all_reports_a_broken_search_and_refreshes_the_others(saved, tmp_path):
+    store, out = saved
+    other = tmp_path / "other"
+    run_cli("q", "--store", str(store), "-o", str(other), "s:balance")
+    (savedsearch.dir_for(other) / "lei.saved-search").write_text("[lei\n")
+    deliver(tmp_path, store, 10)
+    r = run_cli("up", "--all", "--json", check=False)
+    assert r.returncode == 1 and b"not a saved search git can read" in r.stderr
+    assert [x["written"] for x in json.loads(r.stdout)] == [1]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "symlinked cur"])
+def test_damage_to_an_output_or_its_record(saved, damage):
+    store, out = saved
+    if damage == "garbage":
+        (savedsearch.dir_for(out) / "over.sqlite3").write_bytes(b"garbage" * 1000)
+    else:
+        os.rename(out / "cur", out / "cur.real")
+        (out / "cur").symlink_to(out / "cur.real")
+    r = up(str(out), check=False)
+    assert r.returncode == (65 if damage == "garbage" else 1) and len(r.stderr.splitlines()) == 1, r.stderr
+    assert (b"over.sqlite3" if damage == "garbage" else b"symbolic link") in r.stderr
+    assert f"maildir:{out}" in run_cli("ls-mail-sync", "--store", str(store)).stdout.decode()

@@ -185,6 +185,18 @@ def test_one_daemon_per_store_and_a_vanished_maildir_is_one_line(watched, tmp_pa
         time.sleep(0.3)
         deliver(third, 2)
         settled(store, {"watched 1": [], "watched 2": []}, within=BOUND + 2)
+        maildir(other)  # it comes back: watched again within a second, not at the next full pass
+        time.sleep(1.5)
+        deliver(other, 3)
+        settled(store, {"watched 1": [], "watched 2": [], "watched 3": []}, within=BOUND + 2)
+        config = Path(os.environ["HOME"]) / ".config" / "lei" / "config"
+        kept = config.read_text()
+        config.write_text('[watch "maildir:/x"\n')  # an editor's half-saved file: the last list stays
+        time.sleep(0.5)
+        deliver(md, 4)
+        settled(store, {f"watched {n}": [] for n in (1, 2, 3, 4)}, within=BOUND + 2)
+        config.write_text(kept)
     finally:
         code, log = daemon.stop()
-    assert code == 0 and "Traceback" not in log and "no longer watched" in log
+    assert code == 0 and "Traceback" not in log and "watched again once it is back" in log
+    assert "still watching what it listed before" in log

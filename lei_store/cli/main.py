@@ -181,18 +181,25 @@ def cmd_q(args) -> int:
 
     layout = store_layout(args)
     git_dir = layout.all_git
-    text = query.rewrite_dates(sys.stdin.read(), git_dir) if args.stdin else query.from_argv(args.query, git_dir)
+    raw = sys.stdin.read() if args.stdin else None
+    text = query.rewrite_dates(raw, git_dir) if raw is not None else query.from_argv(args.query, git_dir)
     if not text.strip():
         raise LeiStoreError("no query given (use z:1.. to match everything)")
     read_blob = BlobReader(layout).read
     reader = Reader(layout.root)
-    hits = reader.search(text, sort=args.sort, reverse=args.reverse, offset=args.offset,
-                         limit=args.limit, threads=args.threads, dedupe=args.dedupe)
+
+    def run_search():
+        reader.db.reopen()  # q -o may have taken the reader's flags in since it was opened
+        return reader.search(text, sort=args.sort, reverse=args.reverse, offset=args.offset,
+                             limit=args.limit, threads=args.threads, dedupe=args.dedupe)
+
     fmt = args.format
     out = sys.stdout.buffer
     if args.output and args.output != "-":
-        _q_to_mail(args, layout, text, list(hits), read_blob)
-    elif fmt in output.MAIL_FORMATS:
+        _q_to_mail(args, layout, raw, lambda: list(run_search()), read_blob)
+        return 0
+    hits = run_search()
+    if fmt in output.MAIL_FORMATS:
         if fmt == "maildir":
             raise LeiStoreError("-f maildir needs -o DIR")
         output.write_mail(hits, fmt, None, read_blob, False, stream=out)
@@ -206,7 +213,7 @@ def cmd_q(args) -> int:
     return 0
 
 
-def _q_to_mail(args, layout, text: str, hits, read_blob) -> None:
+def _q_to_mail(args, layout, raw_stdin: str | None, run_search, read_blob) -> None:
     """q -o: the messages written, and the search saved for `up` (as lei does unless --no-save)."""
     from lei_store.ops import up
     from lei_store.read import output
@@ -214,12 +221,14 @@ def _q_to_mail(args, layout, text: str, hits, read_blob) -> None:
     spec = args.output
     if args.format in output.MAIL_FORMATS and spec.partition(":")[0] not in output.MAIL_FORMATS:
         spec = f"{args.format}:{spec}"
-    terms = [text] if args.stdin else args.query
+    # a --stdin query is kept as text, its dates unresolved, ending in a newline (see ops/up.py)
+    terms = [raw_stdin if raw_stdin.endswith("\n") else raw_stdin + "\n"] if raw_stdin is not None else args.query
     options = {"threads": ["1"] if args.threads else [], "limit": [str(args.limit)] if args.limit != 10000 else [],
                "dedupe": [args.dedupe] if args.dedupe != "content" else []}
     search = up.new_search(terms, spec, options)
     save = args.save and _saveable(search.path)
-    up.run_and_save(layout, search, hits, read_blob, args.augment, save=save)
+    up.run_and_save(layout, search, run_search, read_blob, args.augment, save=save,
+                    import_before=args.import_before)
 
 
 def _saveable(path: Path) -> bool:
@@ -525,6 +534,8 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("--save", dest="save", action="store_true", default=True,
                    help="with -o, save the search for `up` (the default, as lei)")
     s.add_argument("--no-save", dest="save", action="store_false", help="with -o, do not save the search")
+    s.add_argument("--no-import-before", dest="import_before", action="store_false",
+                   help="with -o to a Maildir written before, do not take the reader's flag changes there first")
     s.set_defaults(func=cmd_q)
 
     s = add("lcat", parents=[common], help="show messages by Message-ID or blob:OID",

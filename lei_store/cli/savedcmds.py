@@ -14,14 +14,18 @@ from lei_store.errors import InputError, LeiStoreError
 COMMANDS = ("up", "ls-search", "edit-search", "forget-search")
 
 
-def _searches_for(args):
+def _searches_for(args) -> list:
     from lei_store.disk import savedsearch
     from lei_store.ops import up
 
     if args.all is not None:
         if args.output:
             raise InputError("give OUTPUT or --all, not both")
-        every = savedsearch.all_searches()
+        problems: list[str] = []
+        every = savedsearch.all_searches(problems=problems)
+        for line in problems:
+            print(f"{PROG}: {line}", file=sys.stderr)
+        args.problems = bool(problems)
         return [s for s in every if args.all in ("", "local") and not s.output.startswith("imap")]
     if not args.output:
         raise InputError("name a saved search's OUTPUT, or --all (see `lei-store ls-search`)")
@@ -45,7 +49,7 @@ def cmd_up(args) -> int:
     from lei_store.ops import up
 
     searches = _searches_for(args)
-    failed = 0
+    failed = 1 if getattr(args, "problems", False) else 0
     results = []
     with contextlib.ExitStack() as stack:
         refreshers: dict = {}
@@ -59,7 +63,8 @@ def cmd_up(args) -> int:
                 if len(searches) == 1:
                     raise
                 failed = failed or e.exit_code
-                print(f"{PROG}: {search.path}: {e}", file=sys.stderr)
+                said = str(e)
+                print(f"{PROG}: {said if str(search.path) in said else f'{search.path}: {said}'}", file=sys.stderr)
                 continue
             results.append(stats)
             if not args.quiet:
@@ -75,7 +80,11 @@ def cmd_up(args) -> int:
 def cmd_ls_search(args) -> int:
     from lei_store.disk import savedsearch
 
-    found = [s for s in savedsearch.all_searches() if s.output.partition(":")[2].startswith(args.prefix or "")
+    problems: list[str] = []
+    every = savedsearch.all_searches(problems=problems)
+    for line in problems:
+        print(f"{PROG}: {line}", file=sys.stderr)
+    found = [s for s in every if s.output.partition(":")[2].startswith(args.prefix or "")
              or s.output.startswith(args.prefix or "")]
     if args.format:
         recs = [savedsearch.listing(s) for s in found]

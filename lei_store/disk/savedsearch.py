@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 from pathlib import Path
 
 import msgspec
 
-from lei_store.errors import InputError
+from lei_store.errors import DamagedStoreError, InputError
 from lei_store.paths import saved_searches_dir
 from lei_store.sqlite import connect_ro
 
@@ -171,24 +172,36 @@ def load(d: Path) -> SavedSearch:
     return SavedSearch(str(d), q, output, options, maxuid, modseq, digest)
 
 
-def all_searches(env=os.environ) -> list[SavedSearch]:
-    """Every saved search, by output; one that cannot be read is left out (ls-search names none)."""
+def all_searches(env=os.environ, problems: list[str] | None = None) -> list[SavedSearch]:
+    """Every saved search, by output; one that cannot be read is left out and, with PROBLEMS,
+    said there (one line each)."""
     top = saved_searches_dir(env)
     found = []
     for entry in sorted(os.listdir(top)) if top.is_dir() else ():
+        if not (top / entry / CONFIG).exists():
+            continue
         try:
             found.append(load(top / entry))
-        except InputError:
-            continue
+        except InputError as e:
+            if problems is not None:
+                problems.append(str(e))
     return sorted(found, key=lambda s: s.output)
+
+
+def damaged(d: Path, e: Exception) -> DamagedStoreError:
+    return DamagedStoreError(f"{d / OVER}: the saved search's record of what it wrote is damaged ({e}); "
+                             "`lei-store forget-search OUTPUT` and save it again with `q -o`")
 
 
 def written_blobs(d: Path) -> set[bytes]:
     """Blobs already written to the output (by us or by lei): xref3 of the search's over.sqlite3."""
-    if not (d / OVER).exists():
+    if not (d / OVER).exists() or not (d / OVER).stat().st_size:
         return set()
-    db = connect_ro(d / OVER)
     try:
-        return {bytes(o) for (o,) in db.execute("SELECT oidbin FROM xref3")}
-    finally:
-        db.close()
+        db = connect_ro(d / OVER)
+        try:
+            return {bytes(o) for (o,) in db.execute("SELECT oidbin FROM xref3")}
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as e:
+        raise damaged(d, e) from None

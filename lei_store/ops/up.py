@@ -23,6 +23,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Callable
 
 import msgspec
 
@@ -35,7 +36,7 @@ from lei_store.disk.savedsearch import SavedSearch
 from lei_store.errors import InputError
 from lei_store.locks import locked
 from lei_store.mail.message import subject_path
-from lei_store.paths import Layout
+from lei_store.paths import Layout, user_abspath
 from lei_store.read import output, query
 from lei_store.read.search import Hit, Reader
 
@@ -60,14 +61,14 @@ class UpStats(msgspec.Struct):
 def output_of(spec: str) -> str:
     """`-o DIR`, `maildir:DIR`, `mboxrd:FILE`... as the saved search records it: FORMAT:/abs/path."""
     fmt, path = output.parse_output(spec)
-    text = os.path.abspath(os.path.expanduser(str(path))).rstrip("/") or "/"
+    text = str(user_abspath(path)).rstrip("/") or "/"
     return f"{fmt}:{text}"
 
 
 def find(spec: str) -> SavedSearch:
     """The saved search of an output, named as on the command line (DIR, maildir:DIR, FILE...)."""
     if ":" not in spec or spec.split(":", 1)[0] not in output.MAIL_FORMATS:
-        path = Path(os.path.abspath(os.path.expanduser(spec)))
+        path = user_abspath(spec)
     else:
         path = Path(output_of(spec).partition(":")[2])
     d = savedsearch.dir_for(path)
@@ -87,21 +88,42 @@ def new_search(terms: list[str], spec: str, options: dict[str, list[str]]) -> Sa
 
 # -- q -o: run, write, save -------------------------------------------------------
 
-def run_and_save(layout: Layout, search: SavedSearch, hits: list[Hit], read_blob, augment: bool,
-                 save: bool = True) -> UpStats:
-    """Write the hits of `q -o` and, with SAVE, record the search for `up`: the output replaced
-    (unless AUGMENT), then the search's over.sqlite3 and mail_sync say what it holds."""
-    stats = UpStats(search.output, matches=len(hits), whole=True)
-    if not save:
-        stats.written = output.write_mail(hits, search.fmt, search.path, read_blob, augment)
-        return stats
-    with _search_lock(search):
+def run_and_save(layout: Layout, search: SavedSearch, run_search: Callable[[], list[Hit]], read_blob,
+                 augment: bool, *, save: bool = True, import_before: bool = True) -> UpStats:
+    """`q -o`: the reader's flags in the output come in first (as lei's --import-before), then
+    the search runs and its hits are written and, with SAVE, the search recorded for `up`: the
+    output replaced (unless AUGMENT: then only messages not in it yet are added), then the
+    search's over.sqlite3 and mail_sync say what it holds."""
+    stats = UpStats(search.output, whole=True)
+    if save:
+        _check_nameable(search)
+    with _search_lock(search) if save else contextlib.nullcontext():
+        if import_before and search.fmt == "maildir" and search.path.is_dir():
+            with Refresher(layout) as refresher:
+                refresher.from_reader(search, stats)
+        hits = run_search()
+        stats.matches = len(hits)
+        if augment:
+            present = _files_present(search)
+            hits = [h for h in hits if bytes.fromhex(h.row.blob) not in present]
+        if not save:
+            stats.written = output.write_mail(hits, search.fmt, search.path, read_blob, augment)
+            return stats
         top, modseq = _marks(layout)
         if not augment:
+            savedsearch.write(search)  # no marks: a run killed from here on makes the next `up` whole
             _forget_written(layout, search)
         stats.written = _deliver(layout, search, hits, read_blob, augment=augment, first=True)
         _finish(layout, search, top, modseq)
     return stats
+
+
+def _check_nameable(search: SavedSearch) -> None:
+    try:
+        search.output.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"{search.path}: a path that is not UTF-8 cannot be named in a saved search "
+                         "(lei's files are UTF-8); use --no-save") from None
 
 
 # -- up ----------------------------------------------------------------------------
@@ -155,7 +177,7 @@ class Refresher:
         with _search_lock(search, self.lock_timeout):
             search = savedsearch.load(Path(search.dir))  # as it is now that we hold it
             if search.fmt == "maildir":
-                self._from_reader(search, stats)
+                self.from_reader(search, stats)
             top, modseq = _marks(self.layout)
             if search.fmt == "maildir":
                 self._to_reader(search, stats)
@@ -165,7 +187,9 @@ class Refresher:
         return stats
 
     # 1. the reader's flags and deletions come in
-    def _from_reader(self, search: SavedSearch, stats: UpStats) -> None:
+    def from_reader(self, search: SavedSearch, stats: UpStats) -> None:
+        """Only for an output mail_sync knows (one this store wrote): any other Maildir's files
+        are the user's, not flags of messages we wrote."""
         from lei_store.sources import maildir
 
         path, loc = search.path, maildir_loc(search.path)
@@ -175,6 +199,8 @@ class Refresher:
             known = sync.names(fid) if fid is not None else {}
         finally:
             sync.db.close()
+        if fid is None:
+            return
         present = {e.name.encode() for e in maildir.list_entries(path)}
         if present == set(known):
             return  # nothing renamed, deleted or added since the last sync: no writer needed
@@ -234,18 +260,35 @@ class Refresher:
     # 3. new results
     def _new_results(self, search: SavedSearch, stats: UpStats) -> None:
         root = str(self.layout.root)
-        text = query.from_argv(search.q, self.layout.all_git)
+        text = _query_text(search, self.layout)
         mark = search.maxuid.get(root)
         stats.whole = mark is None or search.digest.get(root) != search.query_digest()
         if mark is not None and not stats.whole:
             text = f"({text}) AND uid:{mark + 1}.."
         hits = _search(self.reader(), text, search)
-        done = savedsearch.written_blobs(Path(search.dir)) | _files_present(search)
+        written, present = savedsearch.written_blobs(Path(search.dir)), _files_present(search)
+        self._adopt(search, present - written)
+        done = written | present
         fresh = [h for h in hits if bytes.fromhex(h.row.blob) not in done]
         fresh = _not_written_before(search, fresh)
         stats.matches = len(hits)
         if fresh:
             stats.written = _deliver(self.layout, search, fresh, self.read_blob, augment=True, first=False)
+
+    def _adopt(self, search: SavedSearch, blobs: set[bytes]) -> None:
+        """Record files a killed run wrote but did not record, so a message the reader deletes
+        later is not written again."""
+        hits = [h for oid in sorted(blobs) for h in self.reader().by_blob(oid.hex())[:1]]
+        if hits:
+            _record_written(search, hits)
+
+
+def _query_text(search: SavedSearch, layout: Layout) -> str:
+    """The saved query with relative dates read again now (d:last.week.. moves); a query saved
+    from --stdin is one value ending in a newline, read as text rather than as argv words."""
+    if len(search.q) == 1 and search.q[0].endswith("\n"):
+        return query.rewrite_dates(search.q[0], layout.all_git)
+    return query.from_argv(search.q, layout.all_git)
 
 
 def _search(reader: Reader, text: str, search: SavedSearch) -> list[Hit]:
@@ -290,20 +333,25 @@ def _files_present(search: SavedSearch) -> set[bytes]:
 
 def _not_written_before(search: SavedSearch, hits: list[Hit]) -> list[Hit]:
     """--dedupe content/mid also against what earlier runs wrote (another copy of the message)."""
+    import sqlite3
+
     mode = search.option("dedupe") or "content"
     over = Path(search.dir) / savedsearch.OVER
-    if mode in ("oid", "none") or not hits or not over.exists():
+    if mode in ("oid", "none") or not hits or not over.exists() or not over.stat().st_size:
         return hits
     from lei_store.disk.over import Over
     from lei_store.read.search import dedupe_key
 
-    with Over(over) as old:
-        keep = []
-        for h in hits:
-            rows = old.rows(old.nums_of_mid(h.row.mid)) if h.row.mid else {}
-            if any(dedupe_key(r, mode) == dedupe_key(h.row, mode) for r in rows.values()):
-                continue
-            keep.append(h)
+    try:
+        with Over(over) as old:
+            keep = []
+            for h in hits:
+                rows = old.rows(old.nums_of_mid(h.row.mid)) if h.row.mid else {}
+                if any(dedupe_key(r, mode) == dedupe_key(h.row, mode) for r in rows.values()):
+                    continue
+                keep.append(h)
+    except sqlite3.DatabaseError as e:
+        raise savedsearch.damaged(Path(search.dir), e) from None
     return keep
 
 
@@ -327,6 +375,9 @@ def _check_output(search: SavedSearch) -> None:
                              "or recreate it with `lei-store q -o`")
         if p.is_symlink() or not p.is_dir():
             raise InputError(f"{p}: the saved search's output is no longer a Maildir directory")
+        for sub in ("cur", "new", "tmp"):
+            if (p / sub).is_symlink():
+                raise InputError(f"{p}: its {sub}/ is now a symbolic link; not followed (make it a directory again)")
     elif p.exists() and p.is_dir():
         raise InputError(f"{p}: the saved search's {search.fmt} output is now a directory")
 
@@ -372,23 +423,10 @@ def _deliver(layout: Layout, search: SavedSearch, hits: list[Hit], read_blob, *,
              first: bool) -> int:
     """Write hits to the output, then record them (files first: a refresh killed in between
     finds the files by name and does not write them twice)."""
-    from lei_store.write.overidx import OverIdx
-
     names: list[tuple[Hit, str]] = []
     n = output.write_mail(hits, search.fmt, search.path, read_blob, augment,
                           on_write=lambda hit, name: names.append((hit, name)), unseen_to_new=not first)
-    oidx = OverIdx(Path(search.dir) / savedsearch.OVER)
-    try:
-        oidx.begin()
-        for hit, _name in names:
-            r = hit.row
-            refs = [x.strip("<>") for x in r.references.split()]
-            ddd = encode_ddd(r.subject, r.from_, r.references, r.to, r.cc, r.blob, r.mid, r.bytes, r.lines)
-            oidx.add_message(oidx.next_num(), [r.mid] if r.mid else [], refs, subject_path(r.subject),
-                             r.ts, r.ds, ddd, bytes.fromhex(r.blob))
-        oidx.commit()
-    finally:
-        oidx.close()
+    _record_written(search, [hit for hit, _name in names])
     if search.fmt == "maildir" and names:
         sync = MailSync(layout.mail_sync, layout.mail_sync_lock)
         try:
@@ -401,6 +439,30 @@ def _deliver(layout: Layout, search: SavedSearch, hits: list[Hit], read_blob, *,
         finally:
             sync.close()
     return n
+
+
+def _record_written(search: SavedSearch, hits: list[Hit]) -> None:
+    """Add messages to the search's over.sqlite3 (lei's rows: xref3 holds each blob)."""
+    import sqlite3
+
+    from lei_store.write.overidx import OverIdx
+
+    d = Path(search.dir)
+    try:
+        oidx = OverIdx(d / savedsearch.OVER)
+        try:
+            oidx.begin()
+            for hit in hits:
+                r = hit.row
+                refs = [x.strip("<>") for x in r.references.split()]
+                ddd = encode_ddd(r.subject, r.from_, r.references, r.to, r.cc, r.blob, r.mid, r.bytes, r.lines)
+                oidx.add_message(oidx.next_num(), [r.mid] if r.mid else [], refs, subject_path(r.subject),
+                                 r.ts, r.ds, ddd, bytes.fromhex(r.blob))
+            oidx.commit()
+        finally:
+            oidx.close()
+    except sqlite3.DatabaseError as e:
+        raise savedsearch.damaged(d, e) from None
 
 
 def _finish(layout: Layout, search: SavedSearch, top: int, modseq: int | None) -> None:

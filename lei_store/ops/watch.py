@@ -24,11 +24,12 @@ from inotify_simple import INotify, flags
 
 from lei_store.errors import InputError, LeiStoreError, StoreLockedError
 from lei_store.locks import locked
-from lei_store.paths import Layout, lei_config_path
+from lei_store.paths import Layout, lei_config_path, user_abspath
 from lei_store.sources.maildir import check_maildir
 
 STATE = "import-rw"  # what lei writes: import new mail and sync flags both ways
 SAFETY_SECONDS = 60.0
+RETRY_SECONDS = 1.0  # how often a watched Maildir that went away is looked for again
 SETTLE_SECONDS = 0.05  # events keep coming for a moment after the first (a batch of deliveries)
 MAX_SETTLE_SECONDS = 0.3  # ... but the first message of a stream waits no longer than this
 # a delivery (MOVED_TO new/), a flag rename (MOVED_FROM/MOVED_TO), a deletion, a file written in
@@ -57,8 +58,12 @@ def location(spec: str) -> str:
     kind, sep, rest = spec.partition(":")
     if sep and kind != "maildir":
         raise InputError(f"{spec}: only Maildirs can be watched (maildir:DIR)")
-    path = Path(os.path.abspath(os.path.expanduser(rest if sep else spec)))
-    return "maildir:" + (str(path).rstrip("/") or "/")
+    loc = "maildir:" + (str(user_abspath(rest if sep else spec)).rstrip("/") or "/")
+    try:
+        loc.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"{spec}: a path that is not UTF-8 cannot be named in lei's config") from None
+    return loc
 
 
 def watches() -> list[str]:
@@ -101,6 +106,7 @@ class WatchDaemon:
         self._wd_dir: dict[int, str] = {}  # inotify watch -> the Maildir it is in
         self._watched: dict[str, list[int]] = {}  # Maildir -> its watches
         self._config_wd = -1
+        self._missing: set[str] = set()  # watched Maildirs whose new/ or cur/ is not there (retried)
         self._stop_r, self._stop_w = os.pipe()
         os.set_blocking(self._stop_w, False)
         self.stopping = False
@@ -120,8 +126,14 @@ class WatchDaemon:
         self._config_wd = self.inotify.add_watch(str(cfg.parent), _CONFIG_MASK)
 
     def _sync_watch_list(self) -> set[str]:
-        """Add inotify watches for newly listed Maildirs, drop removed ones; the new ones."""
-        wanted = set(watches())
+        """Add inotify watches for newly listed Maildirs (and those whose folders came back),
+        drop removed ones; the new ones. A config that does not parse (an editor's half-saved
+        file) keeps the last list."""
+        try:
+            wanted = set(watches())
+        except InputError as e:
+            self.log(f"watch: {e}; still watching what it listed before")
+            return set()
         for gone in set(self._watched) - wanted:
             for wd in self._watched.pop(gone):
                 self._wd_dir.pop(wd, None)
@@ -130,18 +142,28 @@ class WatchDaemon:
                 except OSError:
                     pass
         added = set()
-        for loc in wanted - set(self._watched):
+        for loc in wanted - {loc for loc, wds in self._watched.items() if len(wds) == 2}:
+            for wd in self._watched.pop(loc, []):
+                self._wd_dir.pop(wd, None)
+                try:
+                    self.inotify.rm_watch(wd)
+                except OSError:
+                    pass
             wds = []
             for sub in ("new", "cur"):
                 try:
                     wd = self.inotify.add_watch(os.path.join(loc[8:], sub), _MAILDIR_MASK | _GONE)
                 except OSError as e:
-                    self.log(f"watch: {loc[8:]}/{sub}: {e.strerror or e} (not watched)")
+                    if loc not in self._missing:
+                        self.log(f"watch: {loc[8:]}/{sub}: {e.strerror or e} (watched again once it is back)")
+                    self._missing.add(loc)
                     continue
                 self._wd_dir[wd] = loc
                 wds.append(wd)
             self._watched[loc] = wds
-            added.add(loc)
+            if len(wds) == 2:
+                self._missing.discard(loc)
+                added.add(loc)
         return added
 
     # -- the loop
@@ -158,7 +180,10 @@ class WatchDaemon:
                 if dirty:
                     dirty = self._import(dirty)
                     continue
-                dirty = self._wait(next_full - time.monotonic())
+                wake = min(next_full, time.monotonic() + RETRY_SECONDS) if self._missing else next_full
+                dirty = self._wait(wake - time.monotonic())
+                if self._missing:
+                    dirty |= self._sync_watch_list()
         self.inotify.close()
         return 0
 
@@ -193,7 +218,11 @@ class WatchDaemon:
                 continue
             if e.mask & _GONE:
                 self._wd_dir.pop(e.wd, None)
-                self.log(f"watch: {loc[8:]}: a folder of the Maildir went away (no longer watched)")
+                if e.wd in self._watched.get(loc, []):
+                    self._watched[loc].remove(e.wd)
+                if loc not in self._missing:
+                    self.log(f"watch: {loc[8:]}: a folder of the Maildir went away (watched again once it is back)")
+                self._missing.add(loc)
                 continue
             if not e.name.startswith("."):
                 dirty.add(loc)
