@@ -234,14 +234,25 @@ def test_lei_and_lei_store_take_turns_on_one_saved_search(sample_corpus, tmp_pat
 
 
 def test_flags_from_the_reader_are_seen_by_real_lei(saved, tmp_path, lei: Lei):
+    """mutt's side (renames in cur/, a trashed file, an unlink), then `up`: the keywords as
+    lei-store q and as real lei q see them; then lei's `rm` of the output's messages."""
     store, out = saved
     lei("init", str(store))
-    blob = sorted(files(out))[0]
-    old = out / files(out)[blob]
-    os.rename(old, out / "cur" / (old.name.split(":2,")[0] + ":2,FRS"))
+    run_cli("tag", "--store", str(store), "-q", "s:scrub", "-kw:seen", "--quiet")
+    (a, _), (b, _), (c, _), (d, _) = sorted(files(out).items())[:4]
+    d_before = keywords(store)[d]
+    for blob, flags in ((a, "S"), (b, "RS"), (c, "FRS"), (d, "T")):
+        old = out / files(out)[blob]
+        os.rename(old, out / "cur" / (old.name.split(":2,")[0] + ":2," + flags))
     up(str(out))
-    assert blob in lei.blobs("kw:answered", "AND", "kw:flagged")
-    assert keywords(store)[blob] == ["answered", "flagged", "seen"]
+    want = {a: ["seen"], b: ["answered", "seen"], c: ["answered", "flagged", "seen"], d: d_before}  # T: trashed
+    assert {x: keywords(store)[x] for x in want} == want
+    assert lei.blobs("kw:seen", "AND", "s:scrub") == {a, b, c}
+    assert lei.blobs("kw:answered") & {a, b, c} == {b, c} and lei.blobs("kw:flagged") & {a, b, c} == {c}
+    run_cli("rm", "--store", str(store), str(out))  # lei rm LOCATION: unindex what the output holds
+    assert not lei.blobs("s:scrub") & (set(files(out)) - {d})  # a trashed file is not the output's
+    assert up(str(out))[0]["written"] == 0
+    assert not lei.blobs("s:scrub") & (set(files(out)) - {d})  # up takes flags only: nothing comes back
 
 
 def test_q_o_again_takes_the_readers_flags_first(saved):

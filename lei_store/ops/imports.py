@@ -28,6 +28,9 @@ class ImportOptions(msgspec.Struct, frozen=True):
     max_size: int = DEFAULT_MAX_SIZE  # larger messages are skipped and named
     on_skip: Callable[[str, str], None] | None = None  # told (where, why) of each skipped input
     progress_total: Callable[[int], None] | None = None  # told the amount of work when a source knows it
+    # a Maildir's known files only: renames become keywords, deletions are forgotten, no file is
+    # read (a saved search's output: what the reader added there is not mail to import)
+    renames_only: bool = False
 
 
 class Importer:
@@ -64,6 +67,8 @@ class Importer:
         entries = maildir.list_entries(path, self.read)
         fid = self.writer.mailsync.folder_id(loc, create=False) if sync else None
         todo = self._maildir_changes(fid, entries) if fid is not None else entries
+        if self.opts.renames_only:
+            todo = []
         return self.writer.add_messages(maildir.read_items(path, loc if sync else None, todo, self.read),
                                         self.opts.add)
 

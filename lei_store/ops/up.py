@@ -4,8 +4,8 @@ A refresh (`up`) of a Maildir output does three things, in this order, holding t
 flock (two refreshes of one output never interleave; lei takes the same lock):
 1. the reader's changes come in: the output is a synced Maildir (mail_sync records every file
    written), so a file the user renamed gives its message the new flags as keywords, and one
-   deleted or trashed (`T`) is forgotten; this is `import` of that Maildir, which reads no file
-   it already knows;
+   deleted or trashed (`T`) is forgotten; this is `import` of that Maildir limited to the files
+   it knows (no file is read: what the reader saved there is not imported, as with lei);
 2. the store's changes go out: files of messages whose keywords changed in the store since the
    last refresh (the change feed, from the modseq kept in the saved search) are renamed to match;
    without a usable modseq every file is compared;
@@ -204,12 +204,12 @@ class Refresher:
         present = {e.name.encode() for e in maildir.list_entries(path)}
         if present == set(known):
             return  # nothing renamed, deleted or added since the last sync: no writer needed
-        from lei_store.ops.imports import Importer
+        from lei_store.ops.imports import Importer, ImportOptions
         from lei_store.sources import Source
 
         w = self.writer()
         before = w.stats.renamed
-        Importer(w).import_source(Source("maildir", path))
+        Importer(w, ImportOptions(renames_only=True)).import_source(Source("maildir", path))
         w.flush()
         stats.from_reader += w.stats.renamed - before
         stats.gone += len(set(known) - present - _renamed_from(known, present))
@@ -276,11 +276,18 @@ class Refresher:
             stats.written = _deliver(self.layout, search, fresh, self.read_blob, augment=True, first=False)
 
     def _adopt(self, search: SavedSearch, blobs: set[bytes]) -> None:
-        """Record files a killed run wrote but did not record, so a message the reader deletes
+        """Record files a killed run wrote but did not record (in the search's over.sqlite3 and
+        in mail_sync), so the reader's flags on them count and a message the reader deletes
         later is not written again."""
         hits = [h for oid in sorted(blobs) for h in self.reader().by_blob(oid.hex())[:1]]
-        if hits:
-            _record_written(search, hits)
+        if not hits:
+            return
+        _record_written(search, hits)
+        if search.fmt == "maildir":
+            by_blob = {h.row.blob: h for h in hits}
+            names = [(by_blob[n[:40]], n) for sub in ("cur", "new") for n in os.listdir(search.path / sub)
+                     if n[:40] in by_blob]
+            _record_sync(self.layout, search, names)
 
 
 def _query_text(search: SavedSearch, layout: Layout) -> str:
@@ -427,18 +434,25 @@ def _deliver(layout: Layout, search: SavedSearch, hits: list[Hit], read_blob, *,
     n = output.write_mail(hits, search.fmt, search.path, read_blob, augment,
                           on_write=lambda hit, name: names.append((hit, name)), unseen_to_new=not first)
     _record_written(search, [hit for hit, _name in names])
-    if search.fmt == "maildir" and names:
-        sync = MailSync(layout.mail_sync, layout.mail_sync_lock)
-        try:
-            sync.begin()
-            fid = sync.folder_id(maildir_loc(search.path))
-            assert fid is not None
-            for hit, name in names:
-                sync.add_name(bytes.fromhex(hit.row.blob), fid, name)
-            sync.commit()
-        finally:
-            sync.close()
+    if search.fmt == "maildir":
+        _record_sync(layout, search, names)
     return n
+
+
+def _record_sync(layout: Layout, search: SavedSearch, names: list[tuple[Hit, str]]) -> None:
+    """The output's files in mail_sync: the reader's renames of them are recognised."""
+    if not names:
+        return
+    sync = MailSync(layout.mail_sync, layout.mail_sync_lock)
+    try:
+        sync.begin()
+        fid = sync.folder_id(maildir_loc(search.path))
+        assert fid is not None
+        for hit, name in names:
+            sync.add_name(bytes.fromhex(hit.row.blob), fid, name)
+        sync.commit()
+    finally:
+        sync.close()
 
 
 def _record_written(search: SavedSearch, hits: list[Hit]) -> None:
