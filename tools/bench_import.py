@@ -12,6 +12,12 @@ as a table with ratios against lei-store. --sizes re-runs lei-store on the
 first N messages of the corpus to show whether memory stays flat. --compare times another
 checkout's lei-store on the same corpus (before/after a change); --repeat runs every lei-store
 variant that many times, interleaved so drift hits them alike, and reports the median.
+
+    .venv/bin/python tools/bench_import.py --scale /work/scale/corpus [--tools lei-store,mu,notmuch,lei]
+
+--scale runs each tool once on a large Maildir (build-scale.py's ~65,500 real messages), sampling
+the anonymous memory of each tool's processes every second, and for lei-store its rate over the
+first and the last 10% of the messages (from over.sqlite3) and its peak memory in each quarter.
 """
 
 from __future__ import annotations
@@ -64,17 +70,58 @@ def tree_rss(root_pid: int) -> int:
     return total
 
 
-class PeakRss:
-    """Samples the RSS of one or more process trees in a thread."""
+def tree_pids(root_pid: int) -> list[int]:
+    """A process and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    out, todo = [], [root_pid]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += children.get(pid, [])
+    return out
 
-    def __init__(self, pids):
+
+def anon(pid: int) -> int:
+    """Anonymous resident memory of one process (heap, not file pages or shared libraries)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class PeakRss:
+    """Samples the memory of one or more process trees in a thread: PSS (peak) and anonymous
+    memory over time (SERIES: seconds, anonymous bytes of all, progress from PROBE if given)."""
+
+    def __init__(self, pids, interval: float = 0.05, probe=None):
         self.pids, self.peak, self._stop = list(pids), 0, threading.Event()
+        self.interval, self.probe = interval, probe
+        self.series: list[tuple[float, int, int | None]] = []
+        self.peak_anon = 0
         self._t = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
+        t0 = time.monotonic()
         while not self._stop.is_set():
-            self.peak = max(self.peak, sum(tree_rss(p) for p in self.pids))
-            self._stop.wait(0.05)
+            pids = [q for p in self.pids for q in tree_pids(p)]
+            self.peak = max(self.peak, sum(_pss(p) for p in pids))
+            total_anon = sum(anon(p) for p in pids)
+            self.peak_anon = max(self.peak_anon, total_anon)
+            self.series.append((time.monotonic() - t0, total_anon, self.probe() if self.probe else None))
+            self._stop.wait(self.interval)
 
     def __enter__(self):
         self._t.start()
@@ -89,20 +136,41 @@ def du(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
 
 
-def run_measured(cmd, env, extra_pids=()) -> tuple[float, int]:
+LAST: dict[str, PeakRss] = {}  # the sampler of the last run of each tool (for --scale's report)
+
+
+def run_measured(cmd, env, extra_pids=(), probe=None, interval: float = 0.05) -> tuple[float, int]:
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    with PeakRss([p.pid, *extra_pids]) as peak:
+    with PeakRss([p.pid, *extra_pids], interval, probe) as peak:
         _, err = p.communicate()
     if p.returncode != 0:
         raise SystemExit(f"{cmd[0]} failed: {err.decode()[-500:]}")
+    LAST[os.path.basename(cmd[0])] = peak
     return time.monotonic() - t0, peak.peak
 
 
-def bench_lei_store(maildir: Path, work: Path, env, cli: str = str(ROOT / ".venv" / "bin" / "lei-store")
-                    ) -> tuple[float, int, int]:
+def over_progress(store: Path):
+    """How many messages an import has committed so far (its over.sqlite3), for the rate over time."""
+    import sqlite3
+
+    def probe() -> int | None:
+        try:
+            db = sqlite3.connect(f"file:{store}/ei15/over.sqlite3?mode=ro", uri=True, timeout=0.1)
+            try:
+                return db.execute("SELECT COALESCE(MAX(num), 0) FROM over").fetchone()[0]
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return None
+    return probe
+
+
+def bench_lei_store(maildir: Path, work: Path, env, cli: str = str(ROOT / ".venv" / "bin" / "lei-store"),
+                    interval: float = 0.05) -> tuple[float, int, int]:
     store = work / "lei-store"
-    secs, rss = run_measured([cli, "import", "--store", str(store), "-q", str(maildir)], env)
+    secs, rss = run_measured([cli, "import", "--store", str(store), "-q", str(maildir)], env,
+                             probe=over_progress(store), interval=interval)
     return secs, rss, du(store)
 
 
@@ -166,8 +234,77 @@ def subset(maildir: Path, n: int, dest: Path) -> Path:
     return dest
 
 
+def link_copy(src: Path, dest: Path) -> Path:
+    """A Maildir copy made of hard links (instant at 65k; tools rename files, never rewrite them)."""
+    for sub in ("cur", "new", "tmp"):
+        (dest / sub).mkdir(parents=True)
+        for f in os.listdir(src / sub) if (src / sub).is_dir() else ():
+            os.link(src / sub / f, dest / sub / f)
+    return dest
+
+
+def rates(series, total: int) -> tuple[float, float]:
+    """Messages/s over the first and the last 10% of the messages (from the progress samples)."""
+    points = [(t, n) for t, _a, n in series if n is not None]
+    t10 = next(t for t, n in points if n >= total * 0.1)
+    t90 = next(t for t, n in points if n >= total * 0.9)
+    t100 = next((t for t, n in points if n >= total), points[-1][0])
+    return total * 0.1 / t10, total * 0.1 / max(t100 - t90, 1e-9)
+
+
+def anon_quarters(series, total: int) -> list[float]:
+    """Peak anonymous MB of lei-store's processes in each quarter of the messages."""
+    out = []
+    for q in range(4):
+        lo, hi = total * q / 4, total * (q + 1) / 4
+        vals = [a for _t, a, n in series if n is not None and lo <= n <= hi]
+        out.append(max(vals) / 2**20 if vals else 0.0)
+    return out
+
+
+def scale(args, env) -> None:
+    """--scale DIR: each tool once on DIR's Maildir (build-scale.py's output), anonymous memory
+    sampled every second; lei-store's rate over the first and last 10% and its memory by quarter."""
+    source = args.scale / "maildir"
+    if not source.is_dir():
+        sys.exit(f"bench_import: {source}: not a Maildir (build one with ../shared/corpora/build-scale.py)")
+    count = sum(len(os.listdir(source / s)) for s in ("cur", "new"))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-scale-", dir=args.scale) as tmp:
+        for tool in args.tools.split(","):
+            if tool != "lei-store" and not shutil.which(tool):
+                print(f"# {tool}: not installed, skipped", file=sys.stderr)
+                continue
+            work = Path(tmp) / tool
+            work.mkdir()
+            maildir = link_copy(source, work / "maildir")
+            if tool == "lei-store":
+                secs, rss, size = bench_lei_store(maildir, work, env, interval=1.0)
+                sampler = LAST["lei-store"]
+                first, last = rates(sampler.series, count)
+                quarters = ", ".join(f"{x:.0f}" for x in anon_quarters(sampler.series, count))
+                print(f"# lei-store: {secs:.0f}s; {first:.0f} msgs/s over the first 10%, {last:.0f} over the last; "
+                      f"peak anonymous MB by quarter: {quarters}", file=sys.stderr)
+            else:
+                secs, rss, size = BENCHES[tool](maildir, work, env)
+            peak_anon = LAST[tool].peak_anon if tool in LAST else 0
+            rows.append((tool, count, secs, rss, peak_anon, size))
+            print(f"# {tool}: {secs:.1f}s", file=sys.stderr)
+            shutil.rmtree(work)
+    base = rows[0] if rows and rows[0][0] == "lei-store" else None
+    print("| tool | messages | seconds | msgs/s | peak PSS MB | peak anon MB | store MB | lei-store faster by |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for tool, n, secs, rss, peak_anon, size in rows:
+        speed = f"{secs / base[2]:.2f}x" if base else ""
+        print(f"| {tool} | {n} | {secs:.1f} | {n / secs:.0f} | {rss / 2**20:.0f} | {peak_anon / 2**20:.0f} "
+              f"| {size / 2**20:.0f} | {speed} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--scale", type=Path, metavar="DIR",
+                    help="run once on DIR/maildir (../shared/corpora/build-scale.py's output), sampling anonymous "
+                    "memory and lei-store's rate over time")
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     ap.add_argument("--tools", default="lei-store,lei,notmuch,mu")
     ap.add_argument("--compare", action="append", default=[], metavar="NAME=CLI",
@@ -175,6 +312,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="runs of each lei-store variant (median shown)")
     ap.add_argument("--sizes", default="", help="also run lei-store on the first N messages, e.g. 2500,5000")
     args = ap.parse_args()
+    if args.scale:
+        return scale(args, bench_env())
     if not args.corpus.exists():
         sys.exit(f"bench_import: {args.corpus} not found")
     env = bench_env()
