@@ -49,27 +49,6 @@ def _pss(pid: int) -> int:
     return 0
 
 
-def tree_rss(root_pid: int) -> int:
-    """Memory (PSS) of a process and all its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid, ppid = int(entry), int(fields[1])
-        children.setdefault(ppid, []).append(pid)
-    total, todo = 0, [root_pid]
-    while todo:
-        pid = todo.pop()
-        total += _pss(pid)
-        todo += children.get(pid, [])
-    return total
-
-
 def tree_pids(root_pid: int) -> list[int]:
     """A process and all its descendants."""
     children: dict[int, list[int]] = {}
