@@ -69,6 +69,18 @@ def tree_pids(root_pid: int) -> list[int]:
     return out
 
 
+def _comm(pid: int) -> str:
+    """What a process is: its name (lei-store's shard writers and workers share python's, so
+    the first words of the command line tell them apart)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return "?"
+    words = [os.path.basename(a.decode(errors="replace")) for a in argv[:3] if a]
+    return " ".join(words)[:40] or "?"
+
+
 def anon(pid: int) -> int:
     """Anonymous resident memory of one process (heap, not file pages or shared libraries)."""
     try:
@@ -90,6 +102,7 @@ class PeakRss:
         self.interval, self.probe = interval, probe
         self.series: list[tuple[float, int, int | None]] = []
         self.peak_anon = 0
+        self.peak_by_kind: dict[str, int] = {}  # process kind (its comm) -> its peak anonymous bytes
         self._t = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
@@ -97,7 +110,11 @@ class PeakRss:
         while not self._stop.is_set():
             pids = [q for p in self.pids for q in tree_pids(p)]
             self.peak = max(self.peak, sum(_pss(p) for p in pids))
-            total_anon = sum(anon(p) for p in pids)
+            by_pid = {p: anon(p) for p in pids}
+            total_anon = sum(by_pid.values())
+            for p, a in by_pid.items():
+                kind = ("main: " if p in self.pids else "") + _comm(p)
+                self.peak_by_kind[kind] = max(self.peak_by_kind.get(kind, 0), a)
             self.peak_anon = max(self.peak_anon, total_anon)
             self.series.append((time.monotonic() - t0, total_anon, self.probe() if self.probe else None))
             self._stop.wait(self.interval)
@@ -264,6 +281,8 @@ def scale(args, env) -> None:
                 quarters = ", ".join(f"{x:.0f}" for x in anon_quarters(sampler.series, count))
                 print(f"# lei-store: {secs:.0f}s; {first:.0f} msgs/s over the first 10%, {last:.0f} over the last; "
                       f"peak anonymous MB by quarter: {quarters}", file=sys.stderr)
+                for kind, peak in sorted(sampler.peak_by_kind.items(), key=lambda kv: -kv[1])[:6]:
+                    print(f"#   peak anonymous MB of a '{kind}' process: {peak / 2**20:.0f}", file=sys.stderr)
             else:
                 secs, rss, size = BENCHES[tool](maildir, work, env)
             peak_anon = LAST[tool].peak_anon if tool in LAST else 0
