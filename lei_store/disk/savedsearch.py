@@ -60,11 +60,10 @@ class SavedSearch(msgspec.Struct):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-class Listing(msgspec.Struct, omit_defaults=True):
-    """A saved search as `ls-search -f json` shows it, as lei does: its lei.q.* keys, q as a list."""
+class Listing(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """A saved search as `ls-search -f json` shows it, as lei does: its lei.q.* keys, q as a list,
+    in lei's (alphabetical) order."""
 
-    output: str
-    q: list[str]
     dedupe: str | None = None
     exclude: list[str] | None = None
     external: str | None = None
@@ -72,6 +71,8 @@ class Listing(msgspec.Struct, omit_defaults=True):
     limit: str | None = None
     local: str | None = None
     only: list[str] | None = None
+    output: str
+    q: list[str]
     remote: str | None = None
     threads: str | None = None
 
