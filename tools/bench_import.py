@@ -37,16 +37,21 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpora" / "btrfs-10k.tar.xz"
 
 
-def _pss(pid: int) -> int:
-    """Proportional set size: shared pages (forked workers) are not counted twice."""
+def _kib_field(path: str, key: str) -> int:
+    """A "Key:   N kB" line of a /proc file, in bytes (0 when the process is gone)."""
     try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("Pss:"):
+                if line.startswith(key):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 0
+
+
+def _pss(pid: int) -> int:
+    """Proportional set size: shared pages (forked workers) are not counted twice."""
+    return _kib_field(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
 def tree_pids(root_pid: int) -> list[int]:
@@ -83,14 +88,7 @@ def _comm(pid: int) -> str:
 
 def anon(pid: int) -> int:
     """Anonymous resident memory of one process (heap, not file pages or shared libraries)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("RssAnon:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return _kib_field(f"/proc/{pid}/status", "RssAnon:")
 
 
 class PeakRss:
