@@ -236,9 +236,10 @@ def _saveable(path: Path) -> bool:
     import stat
 
     try:
-        return stat.S_ISDIR(os.stat(path).st_mode) or stat.S_ISREG(os.stat(path).st_mode)
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
         return True
+    return stat.S_ISDIR(mode) or stat.S_ISREG(mode)
 
 
 def cmd_ls_label(args) -> int:

@@ -67,11 +67,7 @@ def output_of(spec: str) -> str:
 
 def find(spec: str) -> SavedSearch:
     """The saved search of an output, named as on the command line (DIR, maildir:DIR, FILE...)."""
-    if ":" not in spec or spec.split(":", 1)[0] not in output.MAIL_FORMATS:
-        path = user_abspath(spec)
-    else:
-        path = Path(output_of(spec).partition(":")[2])
-    d = savedsearch.dir_for(path)
+    d = savedsearch.dir_for(Path(output_of(spec).partition(":")[2]))
     if not (d / savedsearch.CONFIG).exists():
         raise InputError(f"{spec}: no saved search writes there (see `lei-store ls-search`)")
     return savedsearch.load(d)
@@ -218,16 +214,18 @@ class Refresher:
     def _to_reader(self, search: SavedSearch, stats: UpStats) -> None:
         from lei_store.ops.exportkw import export_maildir_copies
 
+        sync = MailSync(self.layout.mail_sync, self.layout.mail_sync_lock, readonly=True)
+        try:  # read-only first: most refreshes have nothing to rename, and take no lock
+            fid = sync.folder_id(maildir_loc(search.path), create=False)
+            names = sync.names(fid) if fid is not None else {}
+        finally:
+            sync.db.close()
+        changed = self._changed_blobs(search, set(names.values()))
+        if fid is None or not changed:
+            return
+        kw = _keywords_of(self.reader(), changed)
         sync = MailSync(self.layout.mail_sync, self.layout.mail_sync_lock)
         try:
-            fid = sync.folder_id(maildir_loc(search.path), create=False)
-            if fid is None:
-                return
-            names = sync.names(fid)
-            changed = self._changed_blobs(search, set(names.values()))
-            if not changed:
-                return
-            kw = _keywords_of(self.reader(), changed)
             copies = [c for c in sync.maildir_copies(sorted(changed)) if c.fid == fid]
             sync.begin()
             stats.to_reader += export_maildir_copies(sync, copies, kw.get)

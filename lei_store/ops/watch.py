@@ -135,20 +135,10 @@ class WatchDaemon:
             self.log(f"watch: {e}; still watching what it listed before")
             return set()
         for gone in set(self._watched) - wanted:
-            for wd in self._watched.pop(gone):
-                self._wd_dir.pop(wd, None)
-                try:
-                    self.inotify.rm_watch(wd)
-                except OSError:
-                    pass
+            self._unwatch(gone)
         added = set()
         for loc in wanted - {loc for loc, wds in self._watched.items() if len(wds) == 2}:
-            for wd in self._watched.pop(loc, []):
-                self._wd_dir.pop(wd, None)
-                try:
-                    self.inotify.rm_watch(wd)
-                except OSError:
-                    pass
+            self._unwatch(loc)  # a half-watched Maildir (a folder was missing) starts again
             wds = []
             for sub in ("new", "cur"):
                 try:
@@ -165,6 +155,14 @@ class WatchDaemon:
                 self._missing.discard(loc)
                 added.add(loc)
         return added
+
+    def _unwatch(self, loc: str) -> None:
+        for wd in self._watched.pop(loc, []):
+            self._wd_dir.pop(wd, None)
+            try:
+                self.inotify.rm_watch(wd)
+            except OSError:
+                pass
 
     # -- the loop
     def run(self) -> int:

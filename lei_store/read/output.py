@@ -112,7 +112,7 @@ _OUTPUT_NAME = re.compile(r"[0-9a-f]{40}=[0-9]+:2,[A-Za-z]*\Z")
 _ADVICE = "; use an empty or new directory, or --augment to add to it"
 
 
-def check_maildir_subdirs(dest: Path) -> None:
+def _maildir_subdirs(dest: Path) -> None:
     """cur/, new/ and tmp/ must be real directories: through a symlink, writes (and, without
     --augment, deletions) would land in a directory the user never named."""
     for sub in ("cur", "new", "tmp"):
@@ -149,7 +149,7 @@ def _write_maildir(hits, dest: Path, read_blob, augment: bool, told: OnWrite, un
     if dest.exists():
         if not dest.is_dir():
             raise InputError(f"{dest}: exists and is not a directory")
-        check_maildir_subdirs(dest)
+        _maildir_subdirs(dest)
         for path in () if augment else _previous_output(dest):
             os.unlink(path)
     for sub in ("cur", "new", "tmp"):
