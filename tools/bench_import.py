@@ -246,6 +246,11 @@ def rates(series, total: int) -> tuple[float, float]:
     return total * 0.1 / t10, total * 0.1 / max(t100 - t90, 1e-9)
 
 
+def all_committed_at(series, total: int) -> float | None:
+    """Seconds from the start until over.sqlite3 held every message (what follows is closing work)."""
+    return next((t for t, _a, n in series if n is not None and n >= total), None)
+
+
 def anon_quarters(series, total: int) -> list[float]:
     """Peak anonymous MB of lei-store's processes in each quarter of the messages."""
     out = []
@@ -279,6 +284,10 @@ def scale(args, env) -> None:
                 quarters = ", ".join(f"{x:.0f}" for x in anon_quarters(sampler.series, count))
                 print(f"# lei-store: {secs:.0f}s; {first:.0f} msgs/s over the first 10%, {last:.0f} over the last; "
                       f"peak anonymous MB by quarter: {quarters}", file=sys.stderr)
+                done = all_committed_at(sampler.series, count)
+                if done is not None:
+                    print(f"#   every message committed at {done:.0f}s; closing (git gc --auto) took the "
+                          f"other {secs - done:.0f}s", file=sys.stderr)
                 for kind, peak in sorted(sampler.peak_by_kind.items(), key=lambda kv: -kv[1])[:6]:
                     print(f"#   peak anonymous MB of a '{kind}' process: {peak / 2**20:.0f}", file=sys.stderr)
             else:
