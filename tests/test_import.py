@@ -242,3 +242,42 @@ def test_undated_draft_copies_share_one_synthetic_id(tmp_path):
     assert imp(store, str(tmp_path / "b.eml"))["attached"] == 1
     ((mid,),) = sql(store, "SELECT mid FROM msgid")
     assert mid.startswith("19700101000000.") and mid.endswith("@z")
+
+
+def test_fast_import_is_replaced_between_batches_and_gc_runs_last(sample_corpus, tmp_path, monkeypatch):
+    """A long import hands its epoch to a new git fast-import after RESTART_COMMITS (its object
+    table would grow with every message); the history stays one line with every commit, and the
+    epoch's `git gc --auto` runs once the writer's other helpers are closed."""
+    import subprocess
+
+    from lei_store.sources import maildir
+    from lei_store.write import epochs
+    from lei_store.write.store import Store
+
+    monkeypatch.setattr(epochs, "RESTART_COMMITS", 7)
+    started: list[Path] = []
+    real = epochs.FastImport.__init__
+
+    def counting(self, repo, branch):
+        started.append(repo)
+        real(self, repo, branch)
+
+    monkeypatch.setattr(epochs.FastImport, "__init__", counting)
+    md = sample_corpus / "maildir"
+    store = Store.create(tmp_path / "store")
+    (store.root / "local" / "0.git").mkdir(parents=True)
+    epochs.init_bare(store.root / "local" / "0.git", epochs.default_branch(), epoch=True)
+    for key, value in (("gc.autoPackLimit", "2"), ("fastimport.unpackLimit", "1")):  # a pack per checkpoint
+        subprocess.run(["git", "config", "-f", str(store.root / "local" / "0.git" / "config"), key, value], check=True)
+    with store.writer(jobs=1, batch_size=5) as w:
+        w.add_messages(maildir.read_items(md, None, maildir.list_entries(md)))
+        stored = w.stats.added + w.stats.attached
+    assert stored > 20 and len(started) >= stored // 10  # a new fast-import at least every 2 batches
+    assert commits(store.root) == stored
+    epoch = store.root / "local" / "0.git"
+    merges = subprocess.run(["git", f"--git-dir={epoch}", "rev-list", "--merges", "HEAD"], capture_output=True,
+                            text=True, check=True).stdout
+    assert merges == ""
+    assert epochs.damage(epoch) is None
+    packs = list((epoch / "objects" / "pack").glob("*.pack"))
+    assert len(packs) <= 2  # gc --auto consolidated the one pack per checkpoint

@@ -20,6 +20,7 @@ from lei_store.paths import Layout
 
 PACKING_FACTOR = 0.4
 ROTATE_BYTES = int(1024**3 / PACKING_FACTOR)  # raw message bytes per epoch, as lei
+RESTART_COMMITS = 10_000  # commits one fast-import process writes before a checkpoint replaces it
 
 _REPO_CONFIG = ("[core]\n\trepositoryFormatVersion = 0\n\tfilemode = true\n\tbare = true\n"
                 "[repack]\n\twriteBitmaps = true\n")
@@ -93,6 +94,7 @@ class FastImport:
         self.branch = branch
         self._parent = read_ref(repo, branch)
         self._sync = 0
+        self.commits = 0  # written by this process
         self._err = tempfile.TemporaryFile()
         self._proc = git.popen(repo, "fast-import", "--quiet", "--done", "--date-format=raw",
                                stdin=subprocess.PIPE, stderr=self._err)
@@ -120,6 +122,7 @@ class FastImport:
             self._parent = None  # later commits chain onto fast-import's own branch tip
         parts += [b"deleteall\nM 100644 inline %s\ndata %d\n" % (path, len(blob)), blob, b"\n"]
         self._write(b"".join(parts))
+        self.commits += 1
 
     def checkpoint(self) -> None:
         """Make every commit so far durable and visible (packs written, ref updated)."""
@@ -160,6 +163,7 @@ class EpochWriter:
         self.rotate_bytes = rotate_bytes
         self._fi: FastImport | None = None
         self._epoch = -1
+        self._written = -1  # the epoch a closed stream wrote to (for maintain)
         self._bytes = 0
         self.touched: set[int] = set()  # epochs written since the caller last cleared this
 
@@ -205,14 +209,27 @@ class EpochWriter:
     def checkpoint(self) -> None:
         if self._fi is not None:
             self._fi.checkpoint()
+            if self._fi.commits >= RESTART_COMMITS:
+                # fast-import keeps every object it wrote in memory (55 MB after 65,000 messages);
+                # a new one starts empty and continues the branch from its ref
+                self._fi.close()
+                self._fi = FastImport(self.layout.epoch(self._epoch), self.branch)
 
     def close(self) -> None:
+        """Finish the stream. The epoch's `git gc --auto` is left to maintain(), which the writer
+        calls once its other helpers are gone (a repack beside them would add to the peak memory)."""
         if self._fi is not None:
             self._fi.close()
             self._fi = None
-            # not detached: a gc left running after we return repacks under the next command's feet
-            # (an fsck right after an import saw its packs vanish); best effort
-            git.run(self.layout.epoch(self._epoch), "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet")
+            self._written = self._epoch
+
+    def maintain(self) -> None:
+        """`git gc --auto` in the epoch last written, if any. Not detached: a gc left running after
+        we return repacks under the next command's feet (an fsck right after an import saw its
+        packs vanish). Best effort."""
+        if self._written >= 0:
+            git.run(self.layout.epoch(self._written), "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet")
+            self._written = -1
 
     def abort(self) -> None:
         if self._fi is not None:

@@ -182,7 +182,11 @@ class Writer:
                     close()
                 except Exception:
                     pass
-            self._lock.__exit__(None, None, None)
+            try:
+                if finished:
+                    self.git.maintain()  # under ei.lock, with the shard writers gone
+            finally:
+                self._lock.__exit__(None, None, None)
 
     def _begin_batch(self) -> None:
         self.over.begin()
