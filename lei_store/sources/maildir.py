@@ -129,7 +129,7 @@ def _kind(mode: int) -> str:
 def list_entries(path: Path, opts: ReadOptions = ReadOptions()) -> list[Entry]:
     """Every importable file: dotfiles, trashed (T) files and foreign suffixes are left out;
     entries that are not regular files are skipped and named."""
-    entries = []
+    entries: list[Entry] = []
     for subdir in SUBDIRS:
         folder = path / subdir
         if os.path.islink(folder):
