@@ -123,13 +123,14 @@ def _lei_docs(store: Path) -> dict[frozenset[str], dict[str, int]]:
     """Every message's Xapian terms and wdf (without keywords/labels), keyed by its set of blobs."""
     import xapian
 
-    db = xapian.Database(str(store / "ei15" / "0"))
+    shards = sorted((p for p in (store / "ei15").iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    dbs = [xapian.Database(str(p)) for p in shards]  # message num lives in shard num % count
     groups = defaultdict(set)
-    for docid, oid in xref3(store):
-        groups[docid].add(oid)
+    for num, oid in xref3(store):
+        groups[num].add(oid)
     docs = {}
-    for docid, oids in groups.items():
-        terms = {t.term.decode("utf-8", "replace"): t.wdf for t in db.termlist(docid)
+    for num, oids in groups.items():
+        terms = {t.term.decode("utf-8", "replace"): t.wdf for t in dbs[num % len(dbs)].termlist(num)
                  if not t.term.startswith((b"K", b"L"))}
         docs[frozenset(oids)] = terms
     return docs

@@ -268,6 +268,7 @@ def _serve(path: Path, sync: bool, conn, parent: int) -> None:
         message = str(e) if kind == "damaged" else f"{path}: {type(e).__name__}: {e}"
         conn.send_bytes(_encode(Reply(False, kind, message)))
         os._exit(1)
+    conn.send_bytes(_encode(Reply(True)))  # opened: the parent writes nothing before every shard says so
     # Every way out but Close is os._exit: letting `writer` be destroyed would commit the
     # uncommitted (unjournaled) changes, and on a full disk that commit throws from a C++
     # destructor, which aborts the process with a second line on stderr.
@@ -308,6 +309,11 @@ class ShardProcesses:
             child.close()
             self._conns.append(parent)
             self._procs.append(proc)
+        try:
+            self._gather()  # each shard opened, or the store is damaged before anything is written
+        except BaseException:
+            self.abort()
+            raise
 
     def _send(self, num: int | None, req: Request) -> None:
         data = _encode(req)
