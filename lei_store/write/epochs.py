@@ -20,7 +20,7 @@ from lei_store.paths import Layout
 
 PACKING_FACTOR = 0.4
 ROTATE_BYTES = int(1024**3 / PACKING_FACTOR)  # raw message bytes per epoch, as lei
-RESTART_COMMITS = 10_000  # commits one fast-import process writes before a checkpoint replaces it
+RESTART_COMMITS = 5_000  # commits one fast-import process writes before a checkpoint replaces it
 
 _REPO_CONFIG = ("[core]\n\trepositoryFormatVersion = 0\n\tfilemode = true\n\tbare = true\n"
                 "[repack]\n\twriteBitmaps = true\n")
