@@ -281,3 +281,24 @@ def test_fast_import_is_replaced_between_batches_and_gc_runs_last(sample_corpus,
     assert epochs.damage(epoch) is None
     packs = list((epoch / "objects" / "pack").glob("*.pack"))
     assert len(packs) <= 2  # gc --auto consolidated the one pack per checkpoint
+
+
+def test_a_batch_ends_at_its_document_bytes(sample_corpus, tmp_path, monkeypatch):
+    """Large documents end a batch before its message count does (Xapian holds a batch in memory)."""
+    from lei_store.sources import maildir
+    from lei_store.write import writer as writer_mod
+    from lei_store.write.store import Store
+
+    flushes = []
+    real = writer_mod.Writer.flush
+    monkeypatch.setattr(writer_mod.Writer, "flush", lambda self: (flushes.append(self._batch_doc_bytes), real(self)))
+    monkeypatch.setattr(writer_mod, "BATCH_DOC_BYTES", 20_000)
+    md = sample_corpus / "maildir"
+    store = Store.create(tmp_path / "store")
+    with store.writer(jobs=1) as w:
+        w.add_messages(maildir.read_items(md, None, maildir.list_entries(md)))
+        added = w.stats.added
+    full = [size for size in flushes[:-1] if size]  # not the writer's first (feed set-up) and last flushes
+    assert added > 20 and len(full) >= 3
+    assert all(20_000 <= size < 20_000 + 100_000 for size in full)  # each ended by its bytes, not by 1,000 messages
+    assert commits(store.root) == added + w.stats.attached
