@@ -136,7 +136,7 @@ def list_entries(path: Path, opts: ReadOptions = ReadOptions()) -> list[Entry]:
             opts.on_skip(str(folder), "a symlink, not a Maildir subdirectory (not followed)")
             continue
         try:
-            scan = os.scandir(folder)  # iterated, not listed: 65,000 DirEntry objects at once cost 20 MB
+            scan = os.scandir(folder)  # iterated, not listed: 65,000 DirEntry objects held at once cost ~10 MB
         except FileNotFoundError:
             continue
         except OSError as err:
