@@ -31,7 +31,7 @@ from lei_store.errors import InputError
 from lei_store.locks import locked
 from lei_store.mail.keywords import VolatileChange
 from lei_store.sources.items import Item
-from lei_store.write import epochs, overidx, searchidx
+from lei_store.write import epochs, overidx, searchidx, shardprocs
 from lei_store.write.analysis import Analysed, analyse, analysed, list_id_terms
 from lei_store.write.children import frozen_heap
 from lei_store.write.faults import reached
@@ -129,7 +129,7 @@ class Writer:
         self._frozen.__enter__()
         try:
             self.over = overidx.OverIdx(self.lay.over)
-            self.shards = searchidx.ShardProcesses(searchidx.shard_paths(self.lay))
+            self.shards = shardprocs.ShardProcesses(searchidx.shard_paths(self.lay))
             self.mailsync = MailSync(self.lay.mail_sync, self.lay.mail_sync_lock)
             self.journal = Journal(self.lay.journal)
             self.feed = FeedIndex(self.journal) if self.journaling else None
