@@ -11,10 +11,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import queue
+import subprocess
+import sys
+import threading
 import time
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+from multiprocessing.connection import Connection, Pipe
 from typing import Iterable, Iterator
 
 import msgspec
@@ -22,7 +25,7 @@ import xapian
 
 from lei_store.disk.blobs import git_oid
 from lei_store.disk.over import encode_ddd
-from lei_store.errors import InputError
+from lei_store.errors import InputError, StorageError
 from lei_store.sources.items import Item
 from lei_store.write import searchidx
 
@@ -136,6 +139,9 @@ def _analyse_chunk(raws: list[tuple[bytes, int | None]]) -> bytes:
 
 
 _DECODER = msgspec.msgpack.Decoder(list[Analysed])
+_CHUNK = msgspec.msgpack.Decoder(list[tuple[bytes, int | None]])
+CHUNK = 16  # messages a worker is given at once
+WINDOW = 4  # chunks in flight per worker: memory stays flat, workers never wait for work
 
 
 def analysed(items: Iterable[Item], jobs: int) -> Iterator[tuple[Item, Analysed]]:
@@ -147,31 +153,121 @@ def analysed(items: Iterable[Item], jobs: int) -> Iterator[tuple[Item, Analysed]
         for item in it:
             yield item, analyse(item.raw, item.now)
         return
-    from lei_store.write.children import die_with_parent
-
-    chunk = 16
-    window: deque = deque()
+    window: deque[tuple[list[Item], int]] = deque()
     error = None
-    with ProcessPoolExecutor(jobs, mp_context=get_context("fork"), initializer=die_with_parent,
-                             initargs=(os.getpid(),)) as pool:
+    sent = 0
+    with Workers(jobs) as pool:
         while True:
-            while error is None and len(window) < jobs * 4:
+            while error is None and len(window) < jobs * WINDOW:
                 batch = []
                 try:
                     for item in it:
                         batch.append(item)
-                        if len(batch) >= chunk:
+                        if len(batch) >= CHUNK:
                             break
                 except InputError as e:
                     error = e
                 if not batch:
                     break
-                window.append((batch, pool.submit(_analyse_chunk, [(i.raw, i.now) for i in batch])))
-                if len(batch) < chunk:
+                pool.send(sent % jobs, msgspec.msgpack.encode([(i.raw, i.now) for i in batch]))
+                window.append((batch, sent % jobs))
+                sent += 1
+                if len(batch) < CHUNK:
                     break
             if not window:
                 break
-            batch, fut = window.popleft()
-            yield from zip(batch, _DECODER.decode(fut.result()), strict=True)
+            batch, worker = window.popleft()
+            yield from zip(batch, _DECODER.decode(pool.receive(worker)), strict=True)
     if error:
         raise error
+
+
+class Workers:
+    """JOBS analysis workers, each a fresh interpreter (children.spawn) on a socket pair.
+    Chunks go out in order from one feeder thread, so the writer never blocks on a worker whose
+    answers it is not reading yet; each worker answers its chunks in the order it got them."""
+
+    def __init__(self, jobs: int):
+        from lei_store.write.children import spawn
+
+        self._conns: list[Connection] = []
+        self._procs: list[subprocess.Popen] = []
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()
+        try:
+            for _ in range(jobs):
+                ours, theirs = Pipe()
+                try:
+                    self._procs.append(spawn(__name__, [str(os.getpid()), str(theirs.fileno())], theirs.fileno()))
+                finally:
+                    theirs.close()
+                self._conns.append(ours)
+        except OSError as e:  # no interpreter to start (a full process table, no memory)
+            self.close()
+            raise StorageError(f"cannot start an analysis worker: {e}") from None
+        self._feeder = threading.Thread(target=self._feed, name="analysis-feeder", daemon=True)
+        self._feeder.start()
+
+    def _feed(self) -> None:
+        while (job := self._outbox.get()) is not None:
+            worker, data = job
+            try:
+                self._conns[worker].send_bytes(data)
+            except OSError:  # the worker died: its receive() says so
+                pass
+
+    def send(self, worker: int, data: bytes) -> None:
+        self._outbox.put((worker, data))
+
+    def receive(self, worker: int) -> bytes:
+        try:
+            return self._conns[worker].recv_bytes()
+        except (EOFError, OSError):
+            raise StorageError("an analysis worker died (out of memory?)") from None
+
+    def close(self, failed: bool = False) -> None:
+        """Stop the feeder and the workers (each exits when its socket closes). FAILED: the writer
+        stopped reading mid-way, so a worker may be stuck sending an answer and the feeder stuck
+        sending it a chunk: the workers are killed first, which unblocks both."""
+        if failed:
+            for proc in self._procs:
+                proc.kill()
+        if getattr(self, "_feeder", None) is not None:
+            self._outbox.put(None)
+            self._feeder.join()
+        for conn in self._conns:
+            conn.close()
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(failed=exc_type is not None)
+
+
+def _work(parent: int, conn: Connection) -> None:
+    """A worker's loop: analyse each chunk the writer sends until it closes the socket."""
+    from lei_store.write.children import die_with_parent
+
+    die_with_parent(parent)
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            os._exit(0)
+        try:
+            conn.send_bytes(_analyse_chunk(_CHUNK.decode(data)))
+        except OSError:  # the writer is gone
+            os._exit(0)
+        except Exception as e:  # one line, not a traceback; the writer reports the worker's death
+            print(f"lei-store: analysis worker: {type(e).__name__}: {e}", file=sys.stderr)
+            os._exit(1)
+
+
+if __name__ == "__main__":
+    _work(int(sys.argv[1]), Connection(int(sys.argv[2])))

@@ -1,5 +1,9 @@
-"""Helper processes (shard writers, analysis workers): they must never outlive the writer, and
-what a spawned one runs with.
+"""Helper processes (shard writers, analysis workers): how they are started, and that they never
+outlive the writer.
+
+They are fresh interpreters (`python -P -m MODULE`), not forks of the writer: a fork inherits the
+writer's heap and copies it page by page as either side touches it (~37 MB in each, btrfs-10k),
+and a fresh process can run with another allocator (helper_env).
 
 A writer killed with SIGKILL cannot tell its children to stop, and forked
 children keep each other's pipe ends open, so they would never see EOF: a
@@ -9,15 +13,14 @@ Linux lets a child ask to be killed when its parent dies.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import functools
-import gc
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
-from typing import Iterator
 
 PR_SET_PDEATHSIG = 1
 
@@ -31,19 +34,6 @@ def die_with_parent(parent: int) -> None:
         pass
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
-
-
-@contextlib.contextmanager
-def frozen_heap() -> Iterator[None]:
-    """For the span of forked children (the writer's): the objects that exist now are moved out of
-    the cyclic garbage collector's reach (gc.freeze), so no collection, in a child or in the parent,
-    writes to every inherited object and copies the parent's heap page by page into each child
-    (btrfs-10k: 180 -> 173 MB of anonymous memory in all). Unfrozen when the children are gone."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 @functools.cache
@@ -65,3 +55,13 @@ def helper_env() -> dict[str, str]:
     if lib:
         env["LD_PRELOAD"] = " ".join(p for p in (env.get("LD_PRELOAD"), lib) if p)
     return env
+
+
+def spawn(module: str, args: list[str], fd: int) -> subprocess.Popen:
+    """Start `python -P -m MODULE ARGS` with FD (its end of a socket pair) open. -P: no lei_store or
+    xapian.py of the current directory stands in for ours. The interpreter is this process's own
+    (/proc/self/exe: its path may not be reachable again, as for a run that dropped privileges),
+    named as sys.executable so a virtualenv is still found."""
+    exe = "/proc/self/exe" if os.path.exists("/proc/self/exe") else sys.executable
+    return subprocess.Popen([sys.executable, "-P", "-m", module, *args], executable=exe, pass_fds=[fd],
+                            stdin=subprocess.DEVNULL, env=helper_env())

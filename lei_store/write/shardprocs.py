@@ -2,11 +2,9 @@
 the main writer instead of inside it: the requests and replies between the two, the child's loop,
 and ShardProcesses, the ShardWriters interface the writer uses.
 
-The children are fresh interpreters (`python -m lei_store.write.shardprocs`), not forks of the
-writer: a fork inherits the writer's heap and privatizes it page by page (~37 MB each on
-btrfs-10k), and a fresh process can run with another allocator. Xapian's inverter is a tree of
-small strings allocated and freed per term of every document; glibc's malloc spends a fifth of a
-shard writer's time on it, so jemalloc is preloaded where it is installed (children.helper_env).
+The children are fresh interpreters (children.spawn). Xapian's inverter is a tree of small strings
+allocated and freed per term of every document; glibc's malloc spends a fifth of a shard writer's
+time on it, so jemalloc is preloaded where it is installed (children.helper_env).
 The parent sends typed requests; only Commit, TakeChanges and Close are answered (the others are
 streamed, and an error is reported at the next answer).
 """
@@ -166,16 +164,13 @@ def _serve(path: Path, sync: bool, conn: Connection, parent: int) -> None:
 
 
 def _spawn(path: Path, sync: bool) -> tuple[Connection, subprocess.Popen]:
-    """A shard writer for PATH, started as `python -P -m lei_store.write.shardprocs` (-P: not from
-    whatever lei_store or xapian.py the current directory holds) on one end of a socket pair."""
-    from lei_store.write.children import helper_env
+    """A shard writer for PATH (children.spawn) on one end of a socket pair."""
+    from lei_store.write.children import spawn
 
     ours, theirs = Pipe()
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-P", "-m", __name__, str(path), "1" if sync else "0", str(os.getpid()),
-             str(theirs.fileno())],
-            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=helper_env())
+        proc = spawn(__name__, [str(path), "1" if sync else "0", str(os.getpid()), str(theirs.fileno())],
+                     theirs.fileno())
     finally:
         theirs.close()
     return ours, proc

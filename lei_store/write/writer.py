@@ -33,7 +33,6 @@ from lei_store.mail.keywords import VolatileChange
 from lei_store.sources.items import Item
 from lei_store.write import epochs, overidx, searchidx, shardprocs
 from lei_store.write.analysis import Analysed, analyse, analysed, list_id_terms
-from lei_store.write.children import frozen_heap
 from lei_store.write.faults import reached
 from lei_store.write.feedidx import FeedIndex
 from lei_store.write.searchidx import VolatileState
@@ -125,8 +124,6 @@ class Writer:
     def __enter__(self) -> Writer:
         self._lock = locked(self.lay.writer_lock, self.lock_timeout) if self.take_lock else nullcontext()
         self._lock.__enter__()
-        self._frozen = frozen_heap()
-        self._frozen.__enter__()
         try:
             self.over = overidx.OverIdx(self.lay.over)
             self.shards = shardprocs.ShardProcesses(searchidx.shard_paths(self.lay))
@@ -137,7 +134,6 @@ class Writer:
             self.ident = epochs.committer_ident()
             self._begin_batch()
         except BaseException:
-            self._frozen.__exit__(None, None, None)
             self._lock.__exit__(None, None, None)
             raise
         if self.write_git:
@@ -192,7 +188,6 @@ class Writer:
                     close()
                 except Exception:
                     pass
-            self._frozen.__exit__(None, None, None)
             try:
                 if finished:
                     self.git.maintain()  # under ei.lock, with the shard writers gone

@@ -1,15 +1,22 @@
-"""The Xapian shard writers are fresh interpreters, not forks of the writer: jemalloc preloaded where
-installed (LEI_STORE_MALLOC=system keeps glibc's), nothing imported from the user's directory."""
+"""The writer's helpers (Xapian shard writers, analysis workers) are fresh interpreters, not forks of
+the writer: jemalloc preloaded where installed (LEI_STORE_MALLOC=system keeps glibc's), nothing
+imported from the user's directory, a dead worker reported in one line, none left behind."""
 
 from __future__ import annotations
 
 import ctypes.util
+import signal
+import time
 from pathlib import Path
 
+import pytest
 import xapian
 from conftest import need
 
+from lei_store.errors import StorageError
 from lei_store.sources import maildir
+from lei_store.sources.items import Item
+from lei_store.write import analysis
 from lei_store.write.store import Store
 
 
@@ -57,3 +64,36 @@ def test_nothing_is_imported_from_the_current_directory(sample_corpus, tmp_path,
     monkeypatch.chdir(decoy)
     monkeypatch.delenv("PYTHONPATH", raising=False)
     _import(Store.create(tmp_path / "store"), sample_corpus / "maildir")
+
+
+def _items(md: Path) -> list[Item]:
+    return list(maildir.read_items(md, None, maildir.list_entries(md)))
+
+
+def test_analysis_workers_answer_in_order_as_the_writer_would_alone(sample_corpus):
+    items = _items(sample_corpus / "maildir")
+    alone = [a for _, a in analysis.analysed(items, 1)]
+    assert len(items) > 2 * analysis.CHUNK
+    assert [a for _, a in analysis.analysed(items, 2)] == alone
+
+
+def test_a_dead_analysis_worker_is_one_clear_error(sample_corpus):
+    items = _items(sample_corpus / "maildir")
+    with analysis.Workers(2) as pool:
+        pool._procs[1].send_signal(signal.SIGKILL)
+        pool._procs[1].wait()
+        pool.send(1, analysis.msgspec.msgpack.encode([(i.raw, i.now) for i in items[:3]]))
+        with pytest.raises(StorageError, match="an analysis worker died"):
+            pool.receive(1)
+    assert all(p.poll() is not None for p in pool._procs)
+
+
+def test_workers_stopped_mid_stream_exit_at_once(sample_corpus):
+    """The writer stops reading (an error of its own): workers stuck on answers nobody reads are
+    killed, not waited for."""
+    items = _items(sample_corpus / "maildir") * 20
+    stream = analysis.analysed(items, 2)
+    next(stream)
+    started = time.monotonic()
+    stream.close()
+    assert time.monotonic() - started < 10
