@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian peers the tests talk to (lei, public-inbox-httpd, dovecot, notmuch, mu, git,
 # xapian-tools, mbsync, headless chromium), and libjemalloc2, which the Xapian shard writers preload
-# when it is present (an import's CPU: -13%).
+# when it is present (README, Benchmarks).
 # Needs root; without it, says so and exits 0: the tests that need a peer then skip.
 set -uo pipefail
 PKGS="lei public-inbox git sqlite3 xapian-tools notmuch maildir-utils dovecot-imapd isync chromium libjemalloc2"

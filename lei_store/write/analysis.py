@@ -28,6 +28,7 @@ from lei_store.disk.over import encode_ddd
 from lei_store.errors import InputError, StorageError
 from lei_store.sources.items import Item
 from lei_store.write import searchidx
+from lei_store.write.children import die_with_parent, reap, spawn
 
 
 class Analysed(msgspec.Struct, frozen=True):
@@ -141,7 +142,9 @@ def _analyse_chunk(raws: list[tuple[bytes, int | None]]) -> bytes:
 _DECODER = msgspec.msgpack.Decoder(list[Analysed])
 _CHUNK = msgspec.msgpack.Decoder(list[tuple[bytes, int | None]])
 CHUNK = 16  # messages a worker is given at once
-WINDOW = 4  # chunks in flight per worker: memory stays flat, workers never wait for work
+# chunks in flight per worker: memory stays flat (~15 MB of answers at most), and the workers
+# have work for the second or so the writer waits on each Xapian commit (65k: up to 0.8 s)
+WINDOW = 16
 
 
 def analysed(items: Iterable[Item], jobs: int) -> Iterator[tuple[Item, Analysed]]:
@@ -185,14 +188,16 @@ def analysed(items: Iterable[Item], jobs: int) -> Iterator[tuple[Item, Analysed]
 class Workers:
     """JOBS analysis workers, each a fresh interpreter (children.spawn) on a socket pair.
     Chunks go out in order from one feeder thread, so the writer never blocks on a worker whose
-    answers it is not reading yet; each worker answers its chunks in the order it got them."""
+    answers it is not reading yet; each worker answers its chunks in the order it got them, and a
+    reader thread per worker takes the answers in as they come, so a worker keeps going while the
+    writer waits on Xapian (an answer is bigger than a socket's buffer: unread, it stops the worker)."""
 
     def __init__(self, jobs: int):
-        from lei_store.write.children import spawn
-
         self._conns: list[Connection] = []
         self._procs: list[subprocess.Popen] = []
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._inboxes: list[queue.SimpleQueue] = []
+        self._threads: list[threading.Thread] = []
         try:
             for _ in range(jobs):
                 ours, theirs = Pipe()
@@ -202,10 +207,25 @@ class Workers:
                     theirs.close()
                 self._conns.append(ours)
         except OSError as e:  # no interpreter to start (a full process table, no memory)
-            self.close()
+            self.close(failed=True)
             raise StorageError(f"cannot start an analysis worker: {e}") from None
         self._feeder = threading.Thread(target=self._feed, name="analysis-feeder", daemon=True)
-        self._feeder.start()
+        self._threads.append(self._feeder)
+        for conn in self._conns:
+            inbox: queue.SimpleQueue = queue.SimpleQueue()
+            self._inboxes.append(inbox)
+            self._threads.append(threading.Thread(target=self._read, args=(conn, inbox), daemon=True))
+        for thread in self._threads:
+            thread.start()
+
+    @staticmethod
+    def _read(conn: Connection, inbox: queue.SimpleQueue) -> None:
+        while True:
+            try:
+                inbox.put(conn.recv_bytes())
+            except (EOFError, OSError):  # the worker exited (told to, or died): None says so
+                inbox.put(None)
+                return
 
     def _feed(self) -> None:
         while (job := self._outbox.get()) is not None:
@@ -219,29 +239,28 @@ class Workers:
         self._outbox.put((worker, data))
 
     def receive(self, worker: int) -> bytes:
-        try:
-            return self._conns[worker].recv_bytes()
-        except (EOFError, OSError):
-            raise StorageError("an analysis worker died (out of memory?)") from None
+        data = self._inboxes[worker].get()
+        if data is None:
+            raise StorageError("an analysis worker died (out of memory?)")
+        return data
 
     def close(self, failed: bool = False) -> None:
-        """Stop the feeder and the workers (each exits when its socket closes). FAILED: the writer
-        stopped reading mid-way, so a worker may be stuck sending an answer and the feeder stuck
-        sending it a chunk: the workers are killed first, which unblocks both."""
+        """Stop the workers (an empty chunk tells each to exit), then the threads, whose sockets
+        are then closed. FAILED: the writer stopped mid-way, so the feeder may be stuck sending a
+        chunk to a worker that has no room for its next answer: the workers are killed instead,
+        which unblocks both."""
         if failed:
             for proc in self._procs:
                 proc.kill()
-        if getattr(self, "_feeder", None) is not None:
-            self._outbox.put(None)
-            self._feeder.join()
+        else:
+            for worker in range(len(self._conns)):
+                self._outbox.put((worker, b""))
+        self._outbox.put(None)
+        for thread in self._threads:
+            thread.join()
         for conn in self._conns:
             conn.close()
-        for proc in self._procs:
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        reap(self._procs)
 
     def __enter__(self) -> Workers:
         return self
@@ -252,13 +271,13 @@ class Workers:
 
 def _work(parent: int, conn: Connection) -> None:
     """A worker's loop: analyse each chunk the writer sends until it closes the socket."""
-    from lei_store.write.children import die_with_parent
-
     die_with_parent(parent)
     while True:
         try:
             data = conn.recv_bytes()
         except (EOFError, OSError):
+            os._exit(0)
+        if not data:  # the writer is done
             os._exit(0)
         try:
             conn.send_bytes(_analyse_chunk(_CHUNK.decode(data)))

@@ -46,8 +46,8 @@ def helper_env() -> dict[str, str]:
     """The environment of a helper started as a fresh interpreter: ours, with this lei_store first
     on its path (the one running, whichever way it was found) and jemalloc preloaded when
     installed. Xapian's inverter allocates and frees small strings for every term of every
-    document, where glibc's malloc costs ~13% of an import's CPU (btrfs-10k: 56 -> 49 CPU
-    seconds); LEI_STORE_MALLOC=system keeps glibc's."""
+    document: glibc's malloc took 12% of a btrfs-10k import's CPU samples, jemalloc takes half
+    that (README, Benchmarks). LEI_STORE_MALLOC=system keeps glibc's."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
@@ -65,3 +65,13 @@ def spawn(module: str, args: list[str], fd: int) -> subprocess.Popen:
     exe = "/proc/self/exe" if os.path.exists("/proc/self/exe") else sys.executable
     return subprocess.Popen([sys.executable, "-P", "-m", module, *args], executable=exe, pass_fds=[fd],
                             stdin=subprocess.DEVNULL, env=helper_env())
+
+
+def reap(procs: list[subprocess.Popen], timeout: float = 60) -> None:
+    """Wait for helpers told to exit; one still running after TIMEOUT seconds is killed."""
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

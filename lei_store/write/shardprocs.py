@@ -259,12 +259,9 @@ class ShardProcesses:
             self._join()
 
     def _join(self) -> None:
-        for proc in self._procs:
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        from lei_store.write.children import reap
+
+        reap(self._procs)
 
 
 def main(argv: list[str]) -> None:
