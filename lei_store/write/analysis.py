@@ -270,7 +270,7 @@ class Workers:
 
 
 def _work(parent: int, conn: Connection) -> None:
-    """A worker's loop: analyse each chunk the writer sends until it closes the socket."""
+    """A worker's loop: analyse each chunk the writer sends, until an empty one or the socket's end."""
     die_with_parent(parent)
     while True:
         try:

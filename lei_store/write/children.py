@@ -5,10 +5,9 @@ They are fresh interpreters (`python -P -m MODULE`), not forks of the writer: a 
 writer's heap and copies it page by page as either side touches it (~37 MB in each, btrfs-10k),
 and a fresh process can run with another allocator (helper_env).
 
-A writer killed with SIGKILL cannot tell its children to stop, and forked
-children keep each other's pipe ends open, so they would never see EOF: a
-shard writer left behind keeps Xapian's write lock and blocks the next import.
-Linux lets a child ask to be killed when its parent dies.
+A writer killed with SIGKILL cannot tell its helpers to stop, and a shard writer left behind
+keeps Xapian's write lock and blocks the next import. Linux lets a child ask to be killed when its
+parent dies.
 """
 
 from __future__ import annotations
