@@ -21,6 +21,7 @@ import msgspec
 
 from lei_store.errors import StorageError
 from lei_store.mail.keywords import VolatileChange
+from lei_store.write.children import die_with_parent, reap, spawn
 from lei_store.write.searchidx import ShardWriters, VolatileState
 
 
@@ -128,8 +129,6 @@ def _apply(writer: ShardWriters, req: Request) -> Reply | None:
 
 def _serve(path: Path, sync: bool, conn: Connection, parent: int) -> None:
     """Child process: apply the parent's requests to one shard until told to close."""
-    from lei_store.write.children import die_with_parent
-
     die_with_parent(parent)
     try:
         writer = ShardWriters([path], sync=sync)
@@ -165,8 +164,6 @@ def _serve(path: Path, sync: bool, conn: Connection, parent: int) -> None:
 
 def _spawn(path: Path, sync: bool) -> tuple[Connection, subprocess.Popen]:
     """A shard writer for PATH (children.spawn) on one end of a socket pair."""
-    from lei_store.write.children import spawn
-
     ours, theirs = Pipe()
     try:
         proc = spawn(__name__, [str(path), "1" if sync else "0", str(os.getpid()), str(theirs.fileno())],
@@ -259,8 +256,6 @@ class ShardProcesses:
             self._join()
 
     def _join(self) -> None:
-        from lei_store.write.children import reap
-
         reap(self._procs)
 
 
