@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -143,7 +144,39 @@ def du(path: Path) -> int:
 LAST: dict[str, PeakRss] = {}  # the sampler of the last run of each tool (for --scale's report)
 
 
-def run_measured(cmd, env, extra_pids=(), probe=None, interval: float = 0.05) -> tuple[float, int]:
+def _proc_stats() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, clock ticks of CPU: its own and its reaped children's) for every process."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[int(entry)] = (int(fields[1]), sum(int(x) for x in fields[11:15]))  # utime stime cutime cstime
+    return out
+
+
+def cpu_seconds(pids=()) -> float:
+    """User + system CPU of this process's reaped children, plus of `pids` and every live descendant
+    of theirs (lei's daemon is not our child, and its store workers outlive an import). CPU seconds
+    tell what wall time hides on a host that lends its cores to others (steal) or leaves one idle."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = ru.ru_utime + ru.ru_stime
+    if pids:
+        stats = _proc_stats()
+        tree, todo = set(), [p for p in pids if p in stats]
+        while todo:
+            pid = todo.pop()
+            tree.add(pid)
+            todo += [c for c, (ppid, _) in stats.items() if ppid == pid and c not in tree]
+        total += sum(stats[p][1] for p in tree) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def run_measured(cmd, env, extra_pids=(), probe=None, interval: float = 0.05) -> tuple[float, int, float]:
+    """Run cmd to its end: (wall seconds, peak PSS of its tree, CPU seconds of its tree)."""
+    cpu0 = cpu_seconds(extra_pids)
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     with PeakRss([p.pid, *extra_pids], interval, probe) as peak:
@@ -151,7 +184,7 @@ def run_measured(cmd, env, extra_pids=(), probe=None, interval: float = 0.05) ->
     if p.returncode != 0:
         raise SystemExit(f"{cmd[0]} failed: {err.decode()[-500:]}")
     LAST[os.path.basename(cmd[0])] = peak
-    return time.monotonic() - t0, peak.peak
+    return time.monotonic() - t0, peak.peak, cpu_seconds(extra_pids) - cpu0
 
 
 def over_progress(store: Path):
@@ -171,43 +204,43 @@ def over_progress(store: Path):
 
 
 def bench_lei_store(maildir: Path, work: Path, env, cli: str = str(ROOT / ".venv" / "bin" / "lei-store"),
-                    interval: float = 0.05) -> tuple[float, int, int]:
+                    interval: float = 0.05) -> tuple[float, int, int, float]:
     store = work / "lei-store"
-    secs, rss = run_measured([cli, "import", "--store", str(store), "-q", str(maildir)], env,
-                             probe=over_progress(store), interval=interval)
-    return secs, rss, du(store)
+    secs, rss, cpu = run_measured([cli, "import", "--store", str(store), "-q", str(maildir)], env,
+                                  probe=over_progress(store), interval=interval)
+    return secs, rss, du(store), cpu
 
 
-def bench_lei(maildir: Path, work: Path, env) -> tuple[float, int, int]:
+def bench_lei(maildir: Path, work: Path, env) -> tuple[float, int, int, float]:
     run = work / "lei-run"
     run.mkdir(mode=0o700)
     env = dict(env, HOME=str(work / "lei-home"), XDG_RUNTIME_DIR=str(run))
     subprocess.run(["lei", "init"], env=env, check=True, capture_output=True)  # starts the daemon
     daemon = int(subprocess.run(["lei", "daemon-pid"], env=env, capture_output=True, text=True).stdout)
     try:
-        secs, rss = run_measured(["lei", "import", str(maildir)], env, [daemon])
-        return secs, rss, du(Path(env["HOME"]) / ".local" / "share" / "lei" / "store")
+        secs, rss, cpu = run_measured(["lei", "import", str(maildir)], env, [daemon])
+        return secs, rss, du(Path(env["HOME"]) / ".local" / "share" / "lei" / "store"), cpu
     finally:
         subprocess.run(["lei", "daemon-kill"], env=env, capture_output=True)
 
 
-def bench_notmuch(maildir: Path, work: Path, env) -> tuple[float, int, int]:
+def bench_notmuch(maildir: Path, work: Path, env) -> tuple[float, int, int, float]:
     cfg = work / "notmuch-config"
     cfg.write_text(f"[database]\npath={maildir}\n[new]\ntags=unread;inbox;\n[maildir]\nsynchronize_flags=true\n")
     env = dict(env, NOTMUCH_CONFIG=str(cfg))
-    secs, rss = run_measured(["notmuch", "new", "--quiet"], env)
-    return secs, rss, du(maildir / ".notmuch")
+    secs, rss, cpu = run_measured(["notmuch", "new", "--quiet"], env)
+    return secs, rss, du(maildir / ".notmuch"), cpu
 
 
-def bench_mu(maildir: Path, work: Path, env) -> tuple[float, int, int]:
+def bench_mu(maildir: Path, work: Path, env) -> tuple[float, int, int, float]:
     home = work / "mu-home"
     subprocess.run(["mu", "init", f"--muhome={home}", f"--maildir={maildir}"], env=env, check=True,
                    capture_output=True)
-    secs, rss = run_measured(["mu", "index", f"--muhome={home}", "--quiet"], env)
-    return secs, rss, du(home)
+    secs, rss, cpu = run_measured(["mu", "index", f"--muhome={home}", "--quiet"], env)
+    return secs, rss, du(home), cpu
 
 
-def median(results: list[tuple[float, int, int]]) -> tuple[float, int, int]:
+def median(results: list[tuple[float, int, int, float]]) -> tuple[float, int, int, float]:
     """The run with the median time (its memory and size come with it)."""
     return sorted(results)[len(results) // 2]
 
@@ -293,7 +326,7 @@ def scale(args, env) -> None:
             work.mkdir()
             maildir = link_copy(source, work / "maildir")
             if tool == "lei-store":
-                secs, rss, size = bench_lei_store(maildir, work, env, interval=1.0)
+                secs, rss, size, cpu = bench_lei_store(maildir, work, env, interval=1.0)
                 sampler = LAST["lei-store"]
                 first, last = rates(sampler.series, count)
                 quarters = ", ".join(f"{x:.0f}" for x in anon_quarters(sampler.series, count))
@@ -307,18 +340,18 @@ def scale(args, env) -> None:
                 for kind, peak in sorted(sampler.peak_by_kind.items(), key=lambda kv: -kv[1])[:6]:
                     print(f"#   peak anonymous MB of a '{kind}' process: {peak / 2**20:.0f}", file=sys.stderr)
             else:
-                secs, rss, size = BENCHES[tool](maildir, work, env)
+                secs, rss, size, cpu = BENCHES[tool](maildir, work, env)
             peak_anon = (LAST[tool].peak_anon, LAST[tool].peak_pss_anon) if tool in LAST else (0, 0)
-            rows.append((tool, count, secs, rss, peak_anon, size))
-            print(f"# {tool}: {secs:.1f}s", file=sys.stderr)
+            rows.append((tool, count, secs, cpu, rss, peak_anon, size))
+            print(f"# {tool}: {secs:.1f}s, {cpu:.1f} CPU s", file=sys.stderr)
             shutil.rmtree(work)
     base = rows[0] if rows and rows[0][0] == "lei-store" else None
-    print("| tool | messages | seconds | msgs/s | peak PSS MB | peak anon MB, RssAnon summed | "
+    print("| tool | messages | seconds | CPU seconds | msgs/s | peak PSS MB | peak anon MB, RssAnon summed | "
           "peak anon MB, each page once | store MB | lei-store faster by |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for tool, n, secs, rss, (peak_anon, peak_once), size in rows:
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for tool, n, secs, cpu, rss, (peak_anon, peak_once), size in rows:
         speed = f"{secs / base[2]:.2f}x" if base else ""
-        print(f"| {tool} | {n} | {secs:.1f} | {n / secs:.0f} | {rss / 2**20:.0f} | {peak_anon / 2**20:.0f} "
+        print(f"| {tool} | {n} | {secs:.1f} | {cpu:.1f} | {n / secs:.0f} | {rss / 2**20:.0f} | {peak_anon / 2**20:.0f} "
               f"| {peak_once / 2**20:.0f} | {size / 2**20:.0f} | {speed} |")
 
 
@@ -345,7 +378,7 @@ def main() -> None:
         count = sum(len(os.listdir(source / s)) for s in ("cur", "new"))
         variants = {"lei-store": str(ROOT / ".venv" / "bin" / "lei-store")}
         variants.update(dict(c.split("=", 1) for c in args.compare))
-        runs: dict[str, list[tuple[float, int, int]]] = {name: [] for name in variants}
+        runs: dict[str, list[tuple[float, int, int, float]]] = {name: [] for name in variants}
         others = [t for t in args.tools.split(",") if t != "lei-store"]
         for i in range(args.repeat):  # interleaved: a slow minute of the machine hits every variant
             for name, cli in variants.items():
@@ -355,7 +388,7 @@ def main() -> None:
                 work.mkdir()
                 shutil.copytree(source, work / "maildir")
                 runs[name].append(bench_lei_store(work / "maildir", work, env, cli))
-                print(f"# {name} run {i + 1}: {runs[name][-1][0]:.1f}s", file=sys.stderr)
+                print(f"# {name} run {i + 1}: {runs[name][-1][0]:.1f}s, {runs[name][-1][3]:.1f} CPU s", file=sys.stderr)
                 shutil.rmtree(work)
         rows = [(name if name == "lei-store" else f"lei-store ({name})", count, *median(r))
                 for name, r in runs.items() if r]
@@ -367,23 +400,24 @@ def main() -> None:
             work.mkdir()
             maildir = work / "maildir"
             shutil.copytree(source, maildir)
-            secs, rss, size = BENCHES[tool](maildir, work, env)
-            rows.append((tool, count, secs, rss, size))
-            print(f"# {tool}: {secs:.1f}s", file=sys.stderr)
+            secs, rss, size, cpu = BENCHES[tool](maildir, work, env)
+            rows.append((tool, count, secs, rss, size, cpu))
+            print(f"# {tool}: {secs:.1f}s, {cpu:.1f} CPU s", file=sys.stderr)
         for n in filter(None, args.sizes.split(",")):
             work = tmp / f"size-{n}"
             work.mkdir()
-            secs, rss, size = bench_lei_store(subset(source, int(n), work / "maildir"), work, env)
-            rows.append((f"lei-store ({n})", int(n), secs, rss, size))
+            secs, rss, size, cpu = bench_lei_store(subset(source, int(n), work / "maildir"), work, env)
+            rows.append((f"lei-store ({n})", int(n), secs, rss, size, cpu))
         base = rows[0] if rows and rows[0][0] == "lei-store" else None
-        print("| tool | messages | seconds | msgs/s | peak PSS MB | store MB | lei-store faster by "
-              "| memory / lei-store's |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for tool, n, secs, rss, size in rows:
+        print("| tool | messages | seconds | CPU seconds | msgs/s | peak PSS MB | store MB | lei-store faster by "
+              "| CPU / lei-store's | memory / lei-store's |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for tool, n, secs, rss, size, cpu in rows:
             speed = f"{(base[1] / base[2]) / (n / secs):.2f}x" if base else ""
+            cpu_ratio = f"{(cpu / n) / (base[5] / base[1]):.2f}x" if base else ""
             mem = f"{rss / base[3]:.2f}x" if base else ""
-            print(f"| {tool} | {n} | {secs:.1f} | {n / secs:.0f} | {rss / 2**20:.0f} | {size / 2**20:.0f} "
-                  f"| {speed} | {mem} |")
+            print(f"| {tool} | {n} | {secs:.1f} | {cpu:.1f} | {n / secs:.0f} | {rss / 2**20:.0f} | {size / 2**20:.0f} "
+                  f"| {speed} | {cpu_ratio} | {mem} |")
 
 
 if __name__ == "__main__":
