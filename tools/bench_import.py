@@ -6,12 +6,13 @@
         [--compare NAME=OTHER_CHECKOUT/.venv/bin/lei-store] [--repeat 3]
 
 Each tool gets a fresh copy of the corpus Maildir. Wall time, CPU seconds (user + system of the
-whole process tree; for lei, of its daemon's tree), messages per second, peak memory (PSS, so pages shared by forked workers count once) of the tool's whole
-process tree (sampled from /proc every 50 ms; for lei, its daemon's tree) and the size of what it wrote are printed
-as a table with ratios against lei-store. --sizes re-runs lei-store on the
-first N messages of the corpus to show whether memory stays flat. --compare times another
-checkout's lei-store on the same corpus (before/after a change); --repeat runs every lei-store
-variant that many times, interleaved so drift hits them alike, and reports the median.
+whole process tree; for lei, of its daemon's tree), messages per second, peak memory (PSS, so pages
+shared by forked workers count once) of the tool's whole process tree (sampled from /proc every 50
+ms; for lei, its daemon's tree) and the size of what it wrote are printed as a table with ratios
+against lei-store. --sizes re-runs lei-store on the first N messages of the corpus to show whether
+memory stays flat. --compare times another checkout's lei-store on the same corpus (before/after a
+change); --repeat runs every lei-store variant that many times, interleaved so drift hits them
+alike, and reports the median.
 
     .venv/bin/python tools/bench_import.py --scale /work/scale/corpus [--tools lei-store,mu,notmuch,lei]
 
