@@ -166,6 +166,8 @@ def main() -> None:
             with tarfile.open(args.corpus) as tar:
                 tar.extractall(tmp / "corpus", filter="data")
             maildir = tmp / "corpus" / "maildir"
+        if not (maildir / "cur").is_dir():
+            sys.exit(f"bench_index_cost: {maildir}: not a Maildir (no cur/)")
         raws = messages(maildir, args.limit)
         n = len(raws)
         analyse, docs, calls = time_analyse(raws)
