@@ -84,8 +84,27 @@ def _comm(pid: int) -> str:
             argv = f.read().split(b"\0")
     except OSError:
         return "?"
-    words = [os.path.basename(a.decode(errors="replace")) for a in argv[:3] if a]
-    return " ".join(words)[:40] or "?"
+    words = [a.decode(errors="replace") for a in argv if a]
+    if not words:
+        return "?"
+    kind, rest = [os.path.basename(words[0])], iter(words[1:])
+    for word in rest:  # options skipped: `python -P -m lei_store.write.shardprocs`, `git --git-dir=D fast-import`
+        if word == "-m":
+            return " ".join(kind + [next(rest, "")])[:50]
+        if not word.startswith("-"):
+            kind.append(os.path.basename(word))
+            if len(kind) == 3:
+                break
+    return " ".join(kind)[:50]
+
+
+def _cpu_ticks(pid: int, children: bool = False) -> int:
+    """Clock ticks of CPU (user + system) a process used; with CHILDREN, also its reaped children's."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return sum(int(x) for x in fields[11:15 if children else 13])  # utime stime [cutime cstime]
 
 
 def anon(pid: int) -> int:
@@ -111,6 +130,7 @@ class PeakRss:
         self.peak_anon = 0
         self.peak_pss_anon = 0
         self.peak_by_kind: dict[str, int] = {}  # process kind (its comm) -> its peak anonymous bytes
+        self.cpu_by_pid: dict[int, tuple[str, int]] = {}  # pid -> (kind, CPU ticks at its last sample)
         self._t = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
@@ -121,13 +141,23 @@ class PeakRss:
             by_pid = {p: anon(p) for p in pids}
             total_anon = sum(by_pid.values())
             for p, a in by_pid.items():
-                kind = ("main: " if p in self.pids else "") + _comm(p)
+                kind = ("main: " if p in self.pids else "") + _comm(p)  # read anew: a child is its parent until exec
+                if kind == "?" and p in self.cpu_by_pid:  # exiting: no command line any more
+                    kind = self.cpu_by_pid[p][0]
                 self.peak_by_kind[kind] = max(self.peak_by_kind.get(kind, 0), a)
+                self.cpu_by_pid[p] = (kind, _cpu_ticks(p))
             self.peak_anon = max(self.peak_anon, total_anon)
             once = sum(pss_anon(p) for p in pids)
             self.peak_pss_anon = max(self.peak_pss_anon, once)
             self.series.append((time.monotonic() - t0, total_anon, self.probe() if self.probe else None, once))
             self._stop.wait(self.interval)
+
+    def cpu_by_kind(self) -> dict[str, float]:
+        """CPU seconds of each kind of process, as last sampled (a process's last interval is missed)."""
+        out: dict[str, float] = {}
+        for kind, ticks in self.cpu_by_pid.values():
+            out[kind] = out.get(kind, 0.0) + ticks / os.sysconf("SC_CLK_TCK")
+        return out
 
     def __enter__(self):
         self._t.start()
@@ -145,34 +175,14 @@ def du(path: Path) -> int:
 LAST: dict[str, PeakRss] = {}  # the sampler of the last run of each tool (for --scale's report)
 
 
-def _proc_stats() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, clock ticks of CPU: its own and its reaped children's) for every process."""
-    out = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            out[int(entry)] = (int(fields[1]), sum(int(x) for x in fields[11:15]))  # utime stime cutime cstime
-    return out
-
-
 def cpu_seconds(pids=()) -> float:
     """User + system CPU of this process's reaped children, plus of `pids` and every live descendant
     of theirs (lei's daemon is not our child, and its store workers outlive an import). CPU seconds
     tell what wall time hides on a host that lends its cores to others (steal) or leaves one idle."""
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     total = ru.ru_utime + ru.ru_stime
-    if pids:
-        stats = _proc_stats()
-        tree, todo = set(), [p for p in pids if p in stats]
-        while todo:
-            pid = todo.pop()
-            tree.add(pid)
-            todo += [c for c, (ppid, _) in stats.items() if ppid == pid and c not in tree]
-        total += sum(stats[p][1] for p in tree) / os.sysconf("SC_CLK_TCK")
-    return total
+    tree = {q for p in pids for q in tree_pids(p)}
+    return total + sum(_cpu_ticks(p, children=True) for p in tree) / os.sysconf("SC_CLK_TCK")
 
 
 def run_measured(cmd, env, extra_pids=(), probe=None, interval: float = 0.05) -> tuple[float, int, float]:
@@ -186,6 +196,12 @@ def run_measured(cmd, env, extra_pids=(), probe=None, interval: float = 0.05) ->
         raise SystemExit(f"{cmd[0]} failed: {err.decode()[-500:]}")
     LAST[os.path.basename(cmd[0])] = peak
     return time.monotonic() - t0, peak.peak, cpu_seconds(extra_pids) - cpu0
+
+
+def cpu_split(sampler: PeakRss) -> str:
+    """CPU seconds by kind of process, largest first: where a run's CPU went."""
+    kinds = sorted(sampler.cpu_by_kind().items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{kind} {secs:.1f}" for kind, secs in kinds if secs >= 0.1)
 
 
 def over_progress(store: Path):
@@ -338,6 +354,7 @@ def scale(args, env) -> None:
                 if done is not None:
                     print(f"#   every message committed at {done:.0f}s; closing (git gc --auto) took the "
                           f"other {secs - done:.0f}s", file=sys.stderr)
+                print(f"#   CPU seconds: {cpu:.1f} ({cpu_split(sampler)})", file=sys.stderr)
                 for kind, peak in sorted(sampler.peak_by_kind.items(), key=lambda kv: -kv[1])[:6]:
                     print(f"#   peak anonymous MB of a '{kind}' process: {peak / 2**20:.0f}", file=sys.stderr)
             else:
@@ -389,7 +406,8 @@ def main() -> None:
                 work.mkdir()
                 shutil.copytree(source, work / "maildir")
                 runs[name].append(bench_lei_store(work / "maildir", work, env, cli))
-                print(f"# {name} run {i + 1}: {runs[name][-1][0]:.1f}s, {runs[name][-1][3]:.1f} CPU s", file=sys.stderr)
+                print(f"# {name} run {i + 1}: {runs[name][-1][0]:.1f}s, {runs[name][-1][3]:.1f} CPU s "
+                      f"({cpu_split(LAST['lei-store'])})", file=sys.stderr)
                 shutil.rmtree(work)
         rows = [(name if name == "lei-store" else f"lei-store ({name})", count, *median(r))
                 for name, r in runs.items() if r]
