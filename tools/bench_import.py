@@ -5,14 +5,13 @@
         [--tools lei-store,lei,notmuch,mu] [--sizes 2500,5000,10000]
         [--compare NAME=OTHER_CHECKOUT/.venv/bin/lei-store] [--repeat 3]
 
-Each tool gets a fresh copy of the corpus Maildir. Wall time, CPU seconds (user + system of the
-whole process tree; for lei, of its daemon's tree), messages per second, peak memory (PSS, so pages
-shared by forked workers count once) of the tool's whole process tree (sampled from /proc every 50
-ms; for lei, its daemon's tree) and the size of what it wrote are printed as a table with ratios
-against lei-store. --sizes re-runs lei-store on the first N messages of the corpus to show whether
-memory stays flat. --compare times another checkout's lei-store on the same corpus (before/after a
-change); --repeat runs every lei-store variant that many times, interleaved so drift hits them
-alike, and reports the median.
+Each tool gets a fresh copy of the corpus Maildir. Wall time, CPU seconds (user + system), messages
+per second and peak memory (PSS, so pages shared by forked workers count once) of the tool's whole
+process tree (for lei, its daemon's; memory sampled from /proc every 50 ms) and the size of what it
+wrote are printed as a table with ratios against lei-store. --sizes re-runs lei-store on the first N
+messages of the corpus to show whether memory stays flat. --compare times another checkout's lei-
+store on the same corpus (before/after a change); --repeat runs every lei-store variant that many
+times, interleaved so drift hits them alike, and reports the median.
 
     .venv/bin/python tools/bench_import.py --scale /work/scale/corpus [--tools lei-store,mu,notmuch,lei]
 
@@ -141,9 +140,11 @@ class PeakRss:
             by_pid = {p: anon(p) for p in pids}
             total_anon = sum(by_pid.values())
             for p, a in by_pid.items():
-                kind = ("main: " if p in self.pids else "") + _comm(p)  # read anew: a child is its parent until exec
-                if kind == "?" and p in self.cpu_by_pid:  # exiting: no command line any more
+                comm = _comm(p)  # read anew: a child is its parent until exec
+                if comm == "?" and p in self.cpu_by_pid:  # exiting: no command line any more
                     kind = self.cpu_by_pid[p][0]
+                else:
+                    kind = ("main: " if p in self.pids else "") + comm
                 self.peak_by_kind[kind] = max(self.peak_by_kind.get(kind, 0), a)
                 self.cpu_by_pid[p] = (kind, _cpu_ticks(p))
             self.peak_anon = max(self.peak_anon, total_anon)

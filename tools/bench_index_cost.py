@@ -27,18 +27,16 @@ import argparse
 import os
 import resource
 import shutil
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DEFAULT_CORPUS = ROOT.parent / "shared" / "corpora" / "btrfs-10k.tar.xz"
 
 import xapian  # noqa: E402
+from bench_import import DEFAULT_CORPUS, bench_env, bench_mu, subset, unpack  # noqa: E402  (tools/ is on the path)
 
 from lei_store.mail.terms import new_termgenerator  # noqa: E402
 from lei_store.write import analysis  # noqa: E402
@@ -65,9 +63,9 @@ class RecordingGenerator:
         self.tg.increase_termpos(delta)
 
 
-def messages(maildir: Path, limit: int) -> list[bytes]:
-    names = sorted(p for sub in ("cur", "new") for p in (maildir / sub).iterdir())
-    return [p.read_bytes() for p in names[:limit]]
+def messages(maildir: Path) -> list[bytes]:
+    paths = (p for sub in ("cur", "new") for p in (maildir / sub).iterdir())
+    return [p.read_bytes() for p in sorted(paths, key=lambda p: p.name)]
 
 
 def cpu() -> float:
@@ -132,23 +130,6 @@ def time_shard_write(docs: list[bytes], shards: int, batch: int, where: Path) ->
     return add, commit
 
 
-def time_mu(raws: list[bytes], where: Path) -> float | None:
-    """mu's CPU (user + system, its threads included) indexing the same messages."""
-    if not shutil.which("mu"):
-        return None
-    maildir = where / "mu-maildir"
-    for sub in ("cur", "new", "tmp"):
-        (maildir / sub).mkdir(parents=True)
-    for i, raw in enumerate(raws):
-        (maildir / "cur" / f"{i}.bench:2,S").write_bytes(raw)
-    home = where / "mu-home"
-    subprocess.run(["mu", "init", f"--muhome={home}", f"--maildir={maildir}"], check=True, capture_output=True)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(["mu", "index", f"--muhome={home}", "--quiet"], check=True, capture_output=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
@@ -163,12 +144,11 @@ def main() -> None:
         if maildir is None:
             if not args.corpus.exists():
                 sys.exit(f"bench_index_cost: {args.corpus} not found (give --maildir)")
-            with tarfile.open(args.corpus) as tar:
-                tar.extractall(tmp / "corpus", filter="data")
-            maildir = tmp / "corpus" / "maildir"
+            maildir = unpack(args.corpus, tmp)
         if not (maildir / "cur").is_dir():
             sys.exit(f"bench_index_cost: {maildir}: not a Maildir (no cur/)")
-        raws = messages(maildir, args.limit)
+        maildir = subset(maildir, args.limit, tmp / "maildir")  # the same messages for every stage and for mu
+        raws = messages(maildir)
         n = len(raws)
         analyse, docs, calls = time_analyse(raws)
         stages = [("analyse (a worker's whole job)", analyse),
@@ -177,7 +157,7 @@ def main() -> None:
         add, commit = time_shard_write(docs, args.shards, args.batch, tmp / "store")
         stages += [("shard write: unserialise + add", add), (f"shard write: commit every {args.batch}", commit)]
         floor = stages[1][1] + add + commit
-        mu = time_mu(raws, tmp)
+        mu = bench_mu(maildir, tmp, bench_env())[3] if shutil.which("mu") else None
     malloc = "jemalloc" if "jemalloc" in os.environ.get("LD_PRELOAD", "") else "glibc malloc"
     print(f"# {n} messages, {args.shards} shards, {malloc}, {time.strftime('%Y-%m-%d %H:%M')}")
     print("| stage | CPU s | ms per message |")
